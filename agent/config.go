@@ -1,0 +1,240 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/skjold-alarm/skjold/core/breach"
+)
+
+// Config is a node's configuration, read from one HCL file (/etc/skjold/skjold.hcl).
+type Config struct {
+	NodeID    string
+	DataDir   string
+	APIListen string
+	RaftBind  string
+	Bootstrap bool
+	Evaluator breach.Config
+	Drivers   []PluginConfig
+	Hooks     []PluginConfig
+	// PluginDir is where plugins without a path are looked for: PluginDir/skjold-<kind>-<name>.
+	PluginDir string
+	// TrustPluginDir pins plugins found in PluginDir by hashing them at start instead of requiring
+	// sha256 (development only: the dev command trusts the binaries built next to it).
+	TrustPluginDir bool
+}
+
+// PluginConfig is one driver "name" {} or hook "name" {} block.
+type PluginConfig struct {
+	Name   string
+	Path   string
+	SHA256 string
+	Config json.RawMessage // the config {} block as a JSON object
+}
+
+// Defaults for a fresh single node.
+const (
+	DefaultAPIListen = "127.0.0.1:8470"
+	DefaultRaftBind  = "127.0.0.1:8471"
+	DefaultDataDir   = "/var/lib/skjold"
+	DefaultPluginDir = "/usr/lib/skjold/plugins"
+)
+
+type fileConfig struct {
+	NodeID    string        `hcl:"node_id,optional"`
+	DataDir   string        `hcl:"data_dir,optional"`
+	PluginDir string        `hcl:"plugin_dir,optional"`
+	API       *apiBlock     `hcl:"api,block"`
+	Raft      *raftBlock    `hcl:"raft,block"`
+	Evaluator *evalBlock    `hcl:"evaluator,block"`
+	Drivers   []pluginBlock `hcl:"driver,block"`
+	Hooks     []pluginBlock `hcl:"hook,block"`
+}
+
+type apiBlock struct {
+	Listen string `hcl:"listen,optional"`
+}
+
+type raftBlock struct {
+	Listen    string `hcl:"listen,optional"`
+	Bootstrap *bool  `hcl:"bootstrap,optional"`
+}
+
+type evalBlock struct {
+	NoSignalAfter      string `hcl:"no_signal_after,optional"`
+	BatteryLowPct      *int   `hcl:"battery_low_pct,optional"`
+	FixWindow          string `hcl:"fix_window,optional"`
+	ProtectedFixMaxAge string `hcl:"protected_fix_max_age,optional"`
+}
+
+type pluginBlock struct {
+	Name   string       `hcl:"name,label"`
+	Path   string       `hcl:"path,optional"`
+	SHA256 string       `hcl:"sha256,optional"`
+	Config *configBlock `hcl:"config,block"`
+}
+
+type configBlock struct {
+	Body hcl.Body `hcl:",remain"`
+}
+
+// DefaultConfig is a single node with no plugins.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "node-1"
+	}
+	return Config{
+		NodeID:    host,
+		DataDir:   DefaultDataDir,
+		APIListen: DefaultAPIListen,
+		RaftBind:  DefaultRaftBind,
+		Bootstrap: true,
+		Evaluator: breach.DefaultConfig(),
+		PluginDir: DefaultPluginDir,
+	}
+}
+
+// LoadConfig reads an HCL file over the defaults. Errors name the file, line and attribute.
+func LoadConfig(path string) (Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return ParseConfig(path, src, DefaultConfig())
+}
+
+// ParseConfig parses HCL source over base.
+func ParseConfig(filename string, src []byte, base Config) (Config, error) {
+	f, diags := hclsyntax.ParseConfig(src, filename, hcl.Pos{Line: 1, Column: 1})
+	if diags.HasErrors() {
+		return Config{}, fmt.Errorf("config: %s", diags.Error())
+	}
+	var fc fileConfig
+	if diags := gohcl.DecodeBody(f.Body, nil, &fc); diags.HasErrors() {
+		return Config{}, fmt.Errorf("config: %s", diags.Error())
+	}
+	c := base
+	if fc.NodeID != "" {
+		c.NodeID = fc.NodeID
+	}
+	if fc.DataDir != "" {
+		c.DataDir = fc.DataDir
+	}
+	if fc.PluginDir != "" {
+		c.PluginDir = fc.PluginDir
+	}
+	if fc.API != nil && fc.API.Listen != "" {
+		c.APIListen = fc.API.Listen
+	}
+	if fc.Raft != nil {
+		if fc.Raft.Listen != "" {
+			c.RaftBind = fc.Raft.Listen
+		}
+		if fc.Raft.Bootstrap != nil {
+			c.Bootstrap = *fc.Raft.Bootstrap
+		}
+	}
+	if e := fc.Evaluator; e != nil {
+		for _, d := range []struct {
+			name string
+			src  string
+			dst  *time.Duration
+		}{
+			{"no_signal_after", e.NoSignalAfter, &c.Evaluator.NoSignalAfter},
+			{"fix_window", e.FixWindow, &c.Evaluator.FixWindow},
+			{"protected_fix_max_age", e.ProtectedFixMaxAge, &c.Evaluator.ProtectedFixMaxAge},
+		} {
+			if d.src == "" {
+				continue
+			}
+			v, err := time.ParseDuration(d.src)
+			if err != nil || v <= 0 {
+				return Config{}, fmt.Errorf("config: %s: evaluator.%s: %q is not a positive duration such as \"5m\"", filename, d.name, d.src)
+			}
+			*d.dst = v
+		}
+		if e.BatteryLowPct != nil {
+			if *e.BatteryLowPct < 0 || *e.BatteryLowPct > 95 {
+				return Config{}, fmt.Errorf("config: %s: evaluator.battery_low_pct: %d is not in [0, 95]", filename, *e.BatteryLowPct)
+			}
+			c.Evaluator.BatteryLowPct = *e.BatteryLowPct
+			c.Evaluator.BatteryRestorePct = *e.BatteryLowPct + 5
+		}
+	}
+	var err error
+	if c.Drivers, err = pluginConfigs(filename, "driver", fc.Drivers, c.Drivers); err != nil {
+		return Config{}, err
+	}
+	if c.Hooks, err = pluginConfigs(filename, "hook", fc.Hooks, c.Hooks); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// pluginConfigs merges blocks over the base list: a block with the name of a base entry replaces it.
+func pluginConfigs(filename, kind string, blocks []pluginBlock, base []PluginConfig) ([]PluginConfig, error) {
+	out := append([]PluginConfig(nil), base...)
+	seen := map[string]bool{}
+	for _, b := range blocks {
+		if seen[b.Name] {
+			return nil, fmt.Errorf("config: %s: %s %q is declared twice", filename, kind, b.Name)
+		}
+		seen[b.Name] = true
+		pc := PluginConfig{Name: b.Name, Path: b.Path, SHA256: b.SHA256, Config: json.RawMessage("{}")}
+		if b.Config != nil {
+			js, err := bodyJSON(b.Config.Body)
+			if err != nil {
+				return nil, fmt.Errorf("config: %s: %s %q: config: %w", filename, kind, b.Name, err)
+			}
+			pc.Config = js
+		}
+		replaced := false
+		for i := range out {
+			if out[i].Name == b.Name {
+				if pc.Path == "" {
+					pc.Path, pc.SHA256 = out[i].Path, out[i].SHA256
+				}
+				out[i], replaced = pc, true
+			}
+		}
+		if !replaced {
+			out = append(out, pc)
+		}
+	}
+	return out, nil
+}
+
+// bodyJSON turns a config { } block's attributes into a JSON object.
+func bodyJSON(body hcl.Body) (json.RawMessage, error) {
+	attrs, diags := body.JustAttributes()
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("%s", diags.Error())
+	}
+	names := make([]string, 0, len(attrs))
+	for n := range attrs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	obj := map[string]json.RawMessage{}
+	for _, n := range names {
+		v, diags := attrs[n].Expr.Value(nil)
+		if diags.HasErrors() {
+			return nil, fmt.Errorf("%s", diags.Error())
+		}
+		js, err := ctyjson.Marshal(v, v.Type())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n, err)
+		}
+		obj[n] = js
+	}
+	return json.Marshal(obj)
+}

@@ -1,0 +1,461 @@
+// Package agent is a running Skjold node: it wires the state machine, the Raft cluster, the plugin host,
+// the effector that delivers alarms to hooks, the ticker, and the HTTP API into one process.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/skjold-alarm/skjold/cluster"
+	"github.com/skjold-alarm/skjold/core/api"
+	"github.com/skjold-alarm/skjold/core/breach"
+	"github.com/skjold-alarm/skjold/core/device"
+	"github.com/skjold-alarm/skjold/core/state"
+	"github.com/skjold-alarm/skjold/plugins/host"
+)
+
+// Node is one running Skjold node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	machine *state.Machine
+	raft    *cluster.Node
+	plugins *host.Manager
+	api     *api.Server
+	httpSrv *http.Server
+	apiAddr string
+	metrics *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	wakes  map[string]chan struct{} // per hook: the outbox has new items
+	faults chan breach.PluginState
+
+	stopOnce sync.Once
+}
+
+// Start opens the data directory, joins (or bootstraps) the cluster, starts the plugins and serves the API.
+// It refuses a data directory that is damaged or from an incompatible version.
+func Start(cfg Config, log *slog.Logger) (*Node, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.NodeID == "" {
+		return nil, errors.New("node_id is empty")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	specs, err := pluginSpecs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, wakes: map[string]chan struct{}{}, faults: make(chan breach.PluginState, 256)}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	n.machine, err = state.Open(filepath.Join(cfg.DataDir, "state"), cfg.Evaluator)
+	if err != nil {
+		return nil, fmt.Errorf("refusing to start: %w", err)
+	}
+	n.machine.Fatal = func(err error) {
+		log.Error("state machine stopped: this node cannot apply the log safely", "err", err)
+		fmt.Fprintf(os.Stderr, "skjold: FATAL: %v\n", err)
+		os.Exit(70)
+	}
+	n.raft, err = cluster.Open(cluster.Config{
+		NodeID:    cfg.NodeID,
+		Dir:       filepath.Join(cfg.DataDir, "raft"),
+		BindAddr:  cfg.RaftBind,
+		Bootstrap: cfg.Bootstrap,
+		Logger:    hclogFor(log, "raft"),
+	}, machineAdapter{n.machine})
+	if err != nil {
+		n.machine.Close()
+		return nil, fmt.Errorf("refusing to start: %w", err)
+	}
+	n.metrics = newMetrics(n)
+	n.api = api.New(n, n.metrics.handler(), log)
+	ln, err := net.Listen("tcp", cfg.APIListen)
+	if err != nil {
+		n.raft.Shutdown()
+		n.machine.Close()
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	n.apiAddr = ln.Addr().String()
+	n.httpSrv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("api server stopped", "err", err)
+		}
+	}()
+
+	n.plugins, err = host.New(specs, n, host.Options{Node: cfg.NodeID, Logger: hclogFor(log, "plugin")})
+	if err != nil {
+		n.Stop()
+		return nil, err
+	}
+	n.goRun(n.reportFaults)
+	n.goRun(n.tick)
+	for _, h := range n.plugins.Hooks() {
+		n.wakes[h] = make(chan struct{}, 1)
+	}
+	n.machine.OnChanges(func([]state.OutboxItem) {
+		for _, w := range n.wakes {
+			select {
+			case w <- struct{}{}:
+			default:
+			}
+		}
+	})
+	for _, h := range n.plugins.Hooks() {
+		n.goRun(func() { n.effect(h) })
+	}
+	n.plugins.Start(n.ctx)
+	log.Info("node started", "node", cfg.NodeID, "api", n.apiAddr, "raft", cfg.RaftBind, "data", cfg.DataDir)
+	return n, nil
+}
+
+func (n *Node) goRun(fn func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		fn()
+	}()
+}
+
+// pluginSpecs resolves each configured plugin's binary and pin.
+func pluginSpecs(cfg Config) ([]host.Spec, error) {
+	var specs []host.Spec
+	for _, group := range []struct {
+		kind host.Kind
+		list []PluginConfig
+	}{{host.Kind("driver"), cfg.Drivers}, {host.Kind("hook"), cfg.Hooks}} {
+		for _, p := range group.list {
+			path := p.Path
+			if path == "" {
+				path = filepath.Join(cfg.PluginDir, fmt.Sprintf("skjold-%s-%s", group.kind, p.Name))
+			}
+			sum := p.SHA256
+			if sum == "" {
+				if !cfg.TrustPluginDir {
+					return nil, fmt.Errorf("config: %s %q: sha256 is required (pin the binary: skjold plugin hash %s)", group.kind, p.Name, path)
+				}
+				var err error
+				if sum, err = host.FileSHA256(path); err != nil {
+					return nil, fmt.Errorf("%s %q: %w", group.kind, p.Name, err)
+				}
+			}
+			specs = append(specs, host.Spec{Name: p.Name, Kind: group.kind, Path: path, SHA256: sum, Config: p.Config})
+		}
+	}
+	return specs, nil
+}
+
+// APIAddr is the address the API listens on.
+func (n *Node) APIAddr() string { return n.apiAddr }
+
+// Machine is the local state (api.Backend).
+func (n *Node) Machine() *state.Machine { return n.machine }
+
+// API is the HTTP handler.
+func (n *Node) API() *api.Server { return n.api }
+
+// Now is the node's clock (api.Backend). Entries carry it; the state machine never reads a clock.
+func (n *Node) Now() time.Time { return time.Now().UTC() }
+
+// Propose commits an entry (api.Backend).
+func (n *Node) Propose(ctx context.Context, entry []byte) (any, error) {
+	n.metrics.proposals.Inc()
+	res, err := n.raft.Apply(ctx, entry)
+	if err != nil {
+		n.metrics.proposalErrors.Inc()
+	}
+	return res, err
+}
+
+// Health describes the node (api.Backend).
+func (n *Node) Health() api.Health {
+	h := api.Health{Status: "ok", Node: n.cfg.NodeID, RaftState: n.raft.State(), AppliedIndex: n.machine.AppliedIndex()}
+	h.Leader, _ = n.raft.Leader()
+	n.machine.View(func(ev *breach.Evaluator) {
+		h.ActivePoliceAlarms = ev.ActivePolice()
+		h.LogTime = ev.Now()
+	})
+	if h.Leader == "" {
+		h.Problems = append(h.Problems, "no leader: the cluster has no quorum")
+	}
+	if n.plugins != nil {
+		for _, s := range n.plugins.Status() {
+			h.Plugins = append(h.Plugins, api.PluginHealth{Name: s.Name, Kind: string(s.Kind), Up: s.Up, Restarts: s.Restarts, LastError: s.LastError})
+			if !s.Up {
+				h.Problems = append(h.Problems, fmt.Sprintf("%s plugin %s is down: %s", s.Kind, s.Name, s.LastError))
+			}
+		}
+	}
+	if h.Plugins == nil {
+		h.Plugins = []api.PluginHealth{}
+	}
+	if len(h.Problems) > 0 {
+		h.Status = "degraded"
+	}
+	return h
+}
+
+// ---- host.Sink ----
+
+// Observations commits a driver's batch (host.Sink).
+func (n *Node) Observations(ctx context.Context, driver string, obs []device.Observation) error {
+	for i := range obs {
+		if fe := obs[i].Validate(); fe != nil {
+			n.metrics.driverRejected.WithLabelValues(driver).Inc()
+			return fmt.Errorf("observation %d: %s", i, fe.Error())
+		}
+		obs[i].Driver, obs[i].Node = driver, n.cfg.NodeID
+	}
+	entry, err := state.Observations(breach.Observations{At: n.Now(), By: "driver:" + driver + "@" + n.cfg.NodeID, Obs: obs})
+	if err != nil {
+		return err
+	}
+	res, err := n.Propose(ctx, entry)
+	if err != nil {
+		return err
+	}
+	if e, ok := res.(error); ok {
+		return e
+	}
+	return nil
+}
+
+// PluginState reports a plugin's health change (host.Sink). It never blocks the host: the change is
+// queued and committed by reportFaults, retried until the cluster takes it.
+func (n *Node) PluginState(name string, kind host.Kind, up bool, reason string) {
+	ps := breach.PluginState{At: n.Now(), Node: n.cfg.NodeID, Name: name, Kind: string(kind), Up: up, Reason: reason}
+	if up {
+		n.log.Info("plugin up", "plugin", name, "kind", kind)
+	} else {
+		n.log.Warn("plugin down", "plugin", name, "kind", kind, "reason", reason)
+	}
+	select {
+	case n.faults <- ps:
+	default:
+		n.log.Error("plugin state queue full; dropping oldest report is not allowed, blocking", "plugin", name)
+		n.faults <- ps
+	}
+}
+
+func (n *Node) reportFaults() {
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case ps := <-n.faults:
+			entry, _ := state.PluginState(ps)
+			for attempt := 0; ; attempt++ {
+				ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+				_, err := n.Propose(ctx, entry)
+				cancel()
+				if err == nil || n.ctx.Err() != nil {
+					break
+				}
+				if !sleepCtx(n.ctx, backoff(attempt, 100*time.Millisecond, 5*time.Second)) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// ---- ticks ----
+
+// tick proposes the leader's clock once a second; every timer in the state machine fires on it.
+func (n *Node) tick() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !n.raft.IsLeader() {
+			continue
+		}
+		entry, _ := state.Tick(breach.Tick{At: n.Now()})
+		ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
+		if _, err := n.Propose(ctx, entry); err != nil && n.ctx.Err() == nil {
+			n.log.Warn("tick not committed", "err", err)
+		}
+		cancel()
+	}
+}
+
+// ---- effector ----
+
+// effect delivers the outbox to one hook while this node leads: in order, at least once, each item
+// retried until the hook confirms it, then a receipt through the log so a new leader resumes after it.
+func (n *Node) effect(hook string) {
+	const batch = 64
+	for n.ctx.Err() == nil {
+		if !n.raft.IsLeader() {
+			if !sleepCtx(n.ctx, 200*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		items, err := n.machine.OutboxAfter(n.machine.Cursor(hook), batch)
+		if err != nil {
+			n.log.Error("outbox read failed", "hook", hook, "err", err)
+			sleepCtx(n.ctx, time.Second)
+			continue
+		}
+		if len(items) == 0 {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-n.wakes[hook]:
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		delivered := uint64(0)
+		for _, it := range items {
+			if !n.deliver(hook, it) {
+				break
+			}
+			delivered = it.Seq
+		}
+		if delivered == 0 {
+			continue
+		}
+		entry, _ := state.ReceiptEntry(state.Receipt{Hook: hook, Seq: delivered})
+		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+		if _, err := n.Propose(ctx, entry); err != nil && n.ctx.Err() == nil {
+			n.log.Warn("receipt not committed; items will be delivered again", "hook", hook, "seq", delivered, "err", err)
+		}
+		cancel()
+	}
+}
+
+// deliver retries one item until the hook confirms it; false when this node stops leading or stops.
+func (n *Node) deliver(hook string, it state.OutboxItem) bool {
+	for attempt := 0; ; attempt++ {
+		if n.ctx.Err() != nil || !n.raft.IsLeader() {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		start := time.Now()
+		rc, err := n.plugins.Deliver(ctx, hook, it.Change)
+		cancel()
+		if err == nil && rc != nil && !rc.Delivered {
+			err = errors.New(rc.Error)
+		}
+		if err == nil {
+			n.metrics.deliveries.WithLabelValues(hook, "ok").Inc()
+			n.metrics.deliveryLatency.WithLabelValues(hook).Observe(time.Since(start).Seconds())
+			return true
+		}
+		n.metrics.deliveries.WithLabelValues(hook, "error").Inc()
+		if attempt == 0 || attempt%20 == 0 {
+			n.log.Warn("hook delivery failed; retrying", "hook", hook, "alarm", it.Change.Alarm.ID, "seq", it.Seq, "err", err)
+		}
+		if !sleepCtx(n.ctx, backoff(attempt, 50*time.Millisecond, 5*time.Second)) {
+			return false
+		}
+	}
+}
+
+func backoff(attempt int, min, max time.Duration) time.Duration {
+	d := min
+	for i := 0; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Stop shuts the node down: plugins first (so no driver writes into a closing log), then the API,
+// Raft and the state store.
+func (n *Node) Stop() {
+	n.stopOnce.Do(func() {
+		n.cancel()
+		if n.plugins != nil {
+			n.plugins.Stop()
+		}
+		if n.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			n.httpSrv.Shutdown(ctx)
+			cancel()
+			n.httpSrv.Close()
+		}
+		n.wg.Wait()
+		if err := n.raft.Shutdown(); err != nil {
+			n.log.Warn("raft shutdown", "err", err)
+		}
+		if err := n.machine.Close(); err != nil {
+			n.log.Warn("state close", "err", err)
+		}
+		n.log.Info("node stopped", "node", n.cfg.NodeID)
+	})
+}
+
+// Status lists plugin states sorted by kind and name.
+func (n *Node) Status() []host.Status {
+	st := n.plugins.Status()
+	sort.Slice(st, func(i, j int) bool {
+		if st[i].Kind != st[j].Kind {
+			return st[i].Kind < st[j].Kind
+		}
+		return st[i].Name < st[j].Name
+	})
+	return st
+}
+
+// machineAdapter lets the cluster drive the state machine without core knowing of Raft.
+type machineAdapter struct{ m *state.Machine }
+
+func (a machineAdapter) ApplyEntries(entries []cluster.Entry) []any {
+	in := make([]state.Entry, len(entries))
+	for i, e := range entries {
+		in[i] = state.Entry{Index: e.Index, Data: e.Data}
+	}
+	return a.m.Apply(in)
+}
+
+func (a machineAdapter) AppliedIndex() uint64 { return a.m.AppliedIndex() }
+
+func (a machineAdapter) Snapshot() (cluster.StateSnapshot, error) { return a.m.Snapshot() }
+
+func (a machineAdapter) Restore(r io.Reader) error { return a.m.Restore(r) }
+
+// hclogFor adapts slog for the libraries that log through hclog.
+func hclogFor(log *slog.Logger, name string) hclog.Logger {
+	return hclog.FromStandardLogger(slog.NewLogLogger(log.Handler(), slog.LevelInfo), &hclog.LoggerOptions{Name: name, Level: hclog.Info})
+}

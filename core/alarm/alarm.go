@@ -1,0 +1,122 @@
+// Package alarm defines alarms: what is wrong, how bad it is, who must act, and every transition it has
+// been through. Alarms are created and changed only by the state machine, so every node holds the same.
+package alarm
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/skjold-alarm/skjold/core/device"
+)
+
+// Kind says what happened.
+type Kind string
+
+const (
+	Breach          Kind = "breach"           // the offender is inside an exclusion zone
+	DynamicBreach   Kind = "dynamic_breach"   // the offender is within the radius around a protected person
+	Warning         Kind = "warning"          // the offender is in a warning buffer
+	Approach        Kind = "approach"         // the offender is heading for a zone or a protected person
+	InclusionBreach Kind = "inclusion_breach" // the offender has left a zone they must stay in
+	Tamper          Kind = "tamper"           // strap or case opened
+	NoSignal        Kind = "no_signal"        // no report for too long
+	NoFix           Kind = "no_fix"           // reports, but no position, for too long
+	BatteryLow      Kind = "battery_low"
+	DeviceFault     Kind = "device_fault"
+	MonitoringFault Kind = "monitoring_fault" // Skjold itself cannot watch: a plugin, a hook, quorum
+)
+
+// Class says who must act: police operators, or the technical desk.
+type Class string
+
+const (
+	Police    Class = "police"
+	Technical Class = "technical"
+)
+
+// Severity orders alarms for the operator.
+type Severity string
+
+const (
+	Info     Severity = "info"
+	Minor    Severity = "minor"
+	Major    Severity = "major"
+	Critical Severity = "critical"
+)
+
+// State is where an alarm is in its lifecycle: raised → acknowledged → resolved.
+type State string
+
+const (
+	Raised       State = "raised"
+	Acknowledged State = "acknowledged"
+	Resolved     State = "resolved"
+)
+
+// Event names a transition.
+type Event string
+
+const (
+	EventRaised       Event = "raised"
+	EventAcknowledged Event = "acknowledged"
+	EventResolved     Event = "resolved"
+	EventRestored     Event = "restored" // the condition ended; the alarm stays until resolved
+	EventUpdated      Event = "updated"  // the condition changed (e.g. deeper inside)
+	EventEscalated    Event = "escalated"
+)
+
+// Transition is one step in an alarm's life. Seq starts at 1 and increases by one.
+type Transition struct {
+	Seq   uint32    `json:"seq"`
+	State State     `json:"state"`
+	Event Event     `json:"event"`
+	At    time.Time `json:"at"`
+	By    string    `json:"by"`
+	Note  string    `json:"note,omitempty"`
+}
+
+// Alarm is the API's and the hooks' view of an alarm.
+type Alarm struct {
+	ID       string   `json:"id"`
+	OrderID  string   `json:"order_id,omitempty"`
+	Kind     Kind     `json:"kind"`
+	Class    Class    `json:"class"`
+	Severity Severity `json:"severity"`
+	State    State    `json:"state"`
+	// Active is true while the condition that raised the alarm lasts (inside the zone, strap open).
+	Active    bool        `json:"active"`
+	ZoneID    string      `json:"zone_id,omitempty"`
+	Device    string      `json:"device,omitempty"`
+	Subject   string      `json:"subject,omitempty"` // what a monitoring fault is about, e.g. "plugin:sim"
+	RaisedAt  time.Time   `json:"raised_at"`
+	Position  *device.Fix `json:"position,omitempty"`
+	DistanceM *float64    `json:"distance_m,omitempty"`
+	Message   string      `json:"message"`
+	// Evidence holds the fixes that caused or updated the alarm.
+	Evidence    []device.Fix `json:"evidence,omitempty"`
+	Transitions []Transition `json:"transitions"`
+}
+
+// Last returns the alarm's latest transition.
+func (a *Alarm) Last() Transition {
+	if len(a.Transitions) == 0 {
+		return Transition{}
+	}
+	return a.Transitions[len(a.Transitions)-1]
+}
+
+// Open reports whether the alarm is not yet resolved.
+func (a *Alarm) Open() bool { return a.State != Resolved }
+
+// IdempotencyKey identifies one transition of one alarm for receivers that must drop duplicates.
+func IdempotencyKey(alarmID string, seq uint32) string {
+	return alarmID + ":" + strconv.FormatUint(uint64(seq), 10)
+}
+
+// Change is one alarm transition as it leaves the state machine: the alarm after the transition and the
+// transition itself. ActivePolice counts police alarms raised and not yet acknowledged after it.
+type Change struct {
+	Alarm        Alarm      `json:"alarm"`
+	Transition   Transition `json:"transition"`
+	ActivePolice int        `json:"active_police_alarms"`
+}

@@ -1,0 +1,842 @@
+// Package breach is the evaluator: a deterministic state machine that turns orders, device reports and
+// clock ticks into alarm transitions. It reads no wall clock and no randomness, and never lets map order
+// reach its output: the same entries give the same alarms on every node and at every replay.
+package breach
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/skjold-alarm/skjold/core/alarm"
+	"github.com/skjold-alarm/skjold/core/device"
+	"github.com/skjold-alarm/skjold/core/geo"
+	"github.com/skjold-alarm/skjold/core/order"
+)
+
+// Config holds the evaluator's thresholds. It is part of the replicated behaviour: every node must use
+// the same values.
+type Config struct {
+	NoSignalAfter      time.Duration // no report for this long raises no_signal
+	BatteryLowPct      int           // battery at or below raises battery_low
+	BatteryRestorePct  int           // battery at or above restores it
+	FixWindow          time.Duration // how long a fix is kept for the track when it causes no alarm
+	ProtectedFixMaxAge time.Duration // an older protected-unit fix is not used for the dynamic zone
+	EvidenceMax        int           // fixes kept on one alarm
+}
+
+// DefaultConfig is used where the configuration says nothing.
+func DefaultConfig() Config {
+	return Config{
+		NoSignalAfter:      5 * time.Minute,
+		BatteryLowPct:      20,
+		BatteryRestorePct:  25,
+		FixWindow:          10 * time.Minute,
+		ProtectedFixMaxAge: 5 * time.Minute,
+		EvidenceMax:        50,
+	}
+}
+
+// Meta is the evaluator's own scalar state.
+type Meta struct {
+	Now      time.Time `json:"now"`
+	AlarmSeq uint64    `json:"alarm_seq"`
+}
+
+// StoredFix is a fix kept on disk for the track window.
+type StoredFix struct {
+	Device string
+	Fix    device.Fix
+}
+
+// Effects is what applying one or more entries changed: the alarm transitions to publish and deliver, and
+// the records the store must write or delete. Keys are sorted so that writes are deterministic.
+type Effects struct {
+	Changes        []alarm.Change
+	Orders         []string
+	Devices        []string
+	DevicesDeleted []string
+	Alarms         []string
+	FixesAdded     []StoredFix
+	FixesDeleted   []StoredFix
+	Accepted       int // observations from bound devices
+	Dropped        int // observations from devices bound to no order
+	Late           int // fixes older than the device's latest fix
+
+	dirtyOrders, dirtyDevices, deletedDevices, dirtyAlarms map[string]struct{}
+}
+
+func newEffects() *Effects {
+	return &Effects{
+		dirtyOrders:    map[string]struct{}{},
+		dirtyDevices:   map[string]struct{}{},
+		deletedDevices: map[string]struct{}{},
+		dirtyAlarms:    map[string]struct{}{},
+	}
+}
+
+func (fx *Effects) finish() {
+	fx.Orders = sortedKeys(fx.dirtyOrders)
+	fx.Devices = sortedKeys(fx.dirtyDevices)
+	fx.DevicesDeleted = sortedKeys(fx.deletedDevices)
+	fx.Alarms = sortedKeys(fx.dirtyAlarms)
+}
+
+func sortedKeys(m map[string]struct{}) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Rejection is a deterministic refusal of an entry (a conflict or an invalid transition). It is the
+// entry's result; the state is unchanged.
+type Rejection struct {
+	Code    string // "conflict", "not_found", "invalid"
+	Field   string
+	Message string
+}
+
+func (r *Rejection) Error() string { return r.Message }
+
+// condKey identifies the condition an open alarm stands for; at most one open alarm per key.
+type condKey struct {
+	order, device, subject string
+	kind                   alarm.Kind
+}
+
+// Evaluator holds the hot state. It is not safe for concurrent use; the state machine serialises access.
+type Evaluator struct {
+	cfg          Config
+	meta         Meta
+	orders       map[string]*compiledOrder
+	orderIDs     []string // sorted
+	devices      map[string]*device.State
+	deviceIDs    []string // sorted, bound devices
+	tracks       map[string][]device.Fix
+	alarms       map[string]*alarm.Alarm
+	open         map[condKey]string
+	activePolice int
+	fx           *Effects
+}
+
+// New returns an empty evaluator.
+func New(cfg Config) *Evaluator {
+	return &Evaluator{
+		cfg:     cfg,
+		orders:  map[string]*compiledOrder{},
+		devices: map[string]*device.State{},
+		tracks:  map[string][]device.Fix{},
+		alarms:  map[string]*alarm.Alarm{},
+		open:    map[condKey]string{},
+	}
+}
+
+// Begin starts collecting effects; Finish returns them. Several entries may be applied between the two
+// (one Raft batch).
+func (e *Evaluator) Begin() { e.fx = newEffects() }
+
+// Finish returns the effects collected since Begin.
+func (e *Evaluator) Finish() *Effects {
+	fx := e.fx
+	fx.finish()
+	e.fx = nil
+	return fx
+}
+
+func (e *Evaluator) effects() *Effects {
+	if e.fx == nil {
+		e.fx = newEffects()
+	}
+	return e.fx
+}
+
+func (e *Evaluator) advance(at time.Time) {
+	if at.After(e.meta.Now) {
+		e.meta.Now = at
+	}
+}
+
+// Pending returns the transitions collected since Begin, in order. The slice must not be modified.
+func (e *Evaluator) Pending() []alarm.Change { return e.effects().Changes }
+
+// Meta returns the evaluator's scalar state.
+func (e *Evaluator) Meta() Meta { return e.meta }
+
+// Now is the log's time: the latest At applied.
+func (e *Evaluator) Now() time.Time { return e.meta.Now }
+
+// ---- Orders ----
+
+// PutOrder creates or replaces an order.
+func (e *Evaluator) PutOrder(in PutOrder) (*order.Order, error) {
+	o := in.Order
+	if err := o.Validate(); err != nil {
+		return nil, &Rejection{Code: "invalid", Field: err.Field, Message: err.Error()}
+	}
+	if o.ID == "" {
+		return nil, &Rejection{Code: "invalid", Field: "id", Message: "id: is required in the log entry"}
+	}
+	prev := e.orders[o.ID]
+	if prev != nil && in.Create {
+		return nil, &Rejection{Code: "conflict", Field: "id", Message: fmt.Sprintf("order %q already exists; PUT /v1/orders/%s replaces it", o.ID, o.ID)}
+	}
+	if prev != nil && prev.order.State == order.Ended {
+		return nil, &Rejection{Code: "conflict", Field: "id", Message: fmt.Sprintf("order %q has ended and cannot be changed", o.ID)}
+	}
+	for i, d := range o.Devices() {
+		if st, ok := e.devices[d]; ok && st.OrderID != o.ID {
+			f := "offender.device"
+			if i > 0 {
+				f = fmt.Sprintf("protected[%d].device", i-1)
+			}
+			return nil, &Rejection{Code: "conflict", Field: f, Message: fmt.Sprintf("%s: device %q is bound to active order %q", f, d, st.OrderID)}
+		}
+	}
+	e.advance(in.At)
+	o.State = order.Active
+	o.UpdatedAt, o.UpdatedBy = in.At, in.By
+	o.EndedAt, o.EndedBy, o.EndReason = nil, "", ""
+	if prev == nil {
+		o.Version = 1
+		o.CreatedAt, o.CreatedBy = in.At, in.By
+	} else {
+		o.Version = prev.order.Version + 1
+		o.CreatedAt, o.CreatedBy = prev.order.CreatedAt, prev.order.CreatedBy
+	}
+	c, err := compile(&o)
+	if err != nil {
+		return nil, &Rejection{Code: "invalid", Message: err.Error()}
+	}
+	if prev != nil {
+		keep := map[string]bool{}
+		for _, d := range o.Devices() {
+			keep[d] = true
+		}
+		for _, d := range prev.order.Devices() {
+			if !keep[d] {
+				e.unbind(d)
+			}
+		}
+	} else {
+		e.orderIDs = insertSorted(e.orderIDs, o.ID)
+	}
+	e.orders[o.ID] = c
+	for i, d := range o.Devices() {
+		role := device.Protected
+		if i == 0 {
+			role = device.Offender
+		}
+		if st, ok := e.devices[d]; ok {
+			st.Role = role
+		} else {
+			e.devices[d] = &device.State{Device: d, OrderID: o.ID, Role: role, BoundAt: in.At}
+			e.deviceIDs = insertSorted(e.deviceIDs, d)
+		}
+		e.effects().dirtyDevices[d] = struct{}{}
+	}
+	e.effects().dirtyOrders[o.ID] = struct{}{}
+	out := o
+	return &out, nil
+}
+
+// EndOrder ends an order and unbinds its devices. Its open alarms stay open until resolved.
+func (e *Evaluator) EndOrder(in EndOrder) (*order.Order, error) {
+	c, ok := e.orders[in.ID]
+	if !ok {
+		return nil, &Rejection{Code: "not_found", Message: fmt.Sprintf("order %q does not exist", in.ID)}
+	}
+	if c.order.State == order.Ended {
+		return nil, &Rejection{Code: "conflict", Message: fmt.Sprintf("order %q has already ended", in.ID)}
+	}
+	e.advance(in.At)
+	e.endOrder(c, in.At, in.By, in.Reason)
+	out := *c.order
+	return &out, nil
+}
+
+func (e *Evaluator) endOrder(c *compiledOrder, at time.Time, by, reason string) {
+	t := at
+	c.order.State = order.Ended
+	c.order.EndedAt, c.order.EndedBy, c.order.EndReason = &t, by, reason
+	c.order.Version++
+	c.order.UpdatedAt, c.order.UpdatedBy = at, by
+	for _, d := range c.order.Devices() {
+		e.unbind(d)
+	}
+	e.effects().dirtyOrders[c.order.ID] = struct{}{}
+}
+
+func (e *Evaluator) unbind(d string) {
+	if _, ok := e.devices[d]; !ok {
+		return
+	}
+	delete(e.devices, d)
+	e.deviceIDs = removeSorted(e.deviceIDs, d)
+	fx := e.effects()
+	for _, f := range e.tracks[d] {
+		fx.FixesDeleted = append(fx.FixesDeleted, StoredFix{d, f})
+	}
+	delete(e.tracks, d)
+	delete(fx.dirtyDevices, d)
+	fx.deletedDevices[d] = struct{}{}
+}
+
+// ---- Observations ----
+
+// Observe applies a batch of device reports.
+// It returns how many came from bound devices and how many were dropped (from devices bound to no order).
+func (e *Evaluator) Observe(in Observations) (accepted, dropped int) {
+	e.advance(in.At)
+	fx := e.effects()
+	for i := range in.Obs {
+		o := &in.Obs[i]
+		st, ok := e.devices[o.Device]
+		if !ok {
+			dropped++
+			continue
+		}
+		accepted++
+		e.observe(st, o, in.At)
+	}
+	fx.Accepted += accepted
+	fx.Dropped += dropped
+	return accepted, dropped
+}
+
+func (e *Evaluator) observe(st *device.State, o *device.Observation, at time.Time) {
+	fx := e.effects()
+	fx.dirtyDevices[st.Device] = struct{}{}
+	if at.After(st.LastSeen) {
+		st.LastSeen = at
+	}
+	if o.Driver != "" {
+		st.Driver, st.Node = o.Driver, o.Node
+	}
+	c := e.orders[st.OrderID]
+	inForce := c.order.InForce(at)
+	if inForce {
+		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoSignal}, false, nil, at, nil, nil, "")
+	}
+	latest := st.LastFix == nil || !o.Time.Before(st.LastFix.Time)
+	if latest {
+		if o.BatteryPct != nil {
+			v := *o.BatteryPct
+			st.BatteryPct = &v
+		}
+		if o.Strap != device.StrapUnknown {
+			st.Strap = o.Strap
+		}
+		if o.Charging != nil {
+			v := *o.Charging
+			st.Charging = &v
+		}
+	}
+	if inForce {
+		e.deviceConditions(c, st, at)
+	}
+	f, hasFix := o.Fix()
+	if !hasFix {
+		return
+	}
+	e.keepFix(st.Device, f)
+	if !latest {
+		fx.Late++
+		return
+	}
+	st.LastFix = &f
+	st.SpeedMps, st.HeadingDeg = o.SpeedMps, o.HeadingDeg
+	if !inForce {
+		return
+	}
+	if st.Role == device.Offender {
+		e.evaluateZones(c, st, at)
+	}
+	e.evaluateDynamic(c, at)
+}
+
+func (e *Evaluator) keepFix(d string, f device.Fix) {
+	t := e.tracks[d]
+	i := sort.Search(len(t), func(i int) bool { return t[i].Time.After(f.Time) })
+	t = slices.Insert(t, i, f)
+	e.tracks[d] = t
+	fx := e.effects()
+	fx.FixesAdded = append(fx.FixesAdded, StoredFix{d, f})
+}
+
+func (e *Evaluator) deviceConditions(c *compiledOrder, st *device.State, at time.Time) {
+	who := describe(st)
+	e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.Tamper}, st.Strap == device.StrapOpen,
+		nil, at, st.LastFix, nil, fmt.Sprintf("%s: strap or case opened", who))
+	if st.BatteryPct != nil {
+		low := *st.BatteryPct <= e.cfg.BatteryLowPct
+		restore := *st.BatteryPct >= e.cfg.BatteryRestorePct
+		k := condKey{order: c.order.ID, device: st.Device, kind: alarm.BatteryLow}
+		if low || restore {
+			e.condition(k, low, nil, at, st.LastFix, nil, fmt.Sprintf("%s: battery at %d %%", who, *st.BatteryPct))
+		}
+	}
+}
+
+func describe(st *device.State) string {
+	return fmt.Sprintf("%s %s", st.Role, st.Device)
+}
+
+// evaluateZones checks the offender's latest fix against the order's zones.
+func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Time) {
+	f := st.LastFix
+	p := c.proj.Forward(geo.LatLon{Lat: f.Lat, Lon: f.Lon})
+	for i := range c.zones {
+		z := &c.zones[i]
+		applies := z.zone.Schedule.Applies(at)
+		d := z.shape.SignedDistance(p)
+		dist := &d
+		switch z.zone.Kind {
+		case order.Exclusion:
+			inside := applies && d <= 0
+			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Breach}, inside,
+				&alarmSpec{zone: z.zone.ID}, at, f, dist,
+				fmt.Sprintf("offender %s is %s inside exclusion zone %s", st.Device, metres(-d), z.zone.ID))
+			if z.zone.WarningM > 0 {
+				near := applies && d <= z.zone.WarningM
+				e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Warning}, near,
+					&alarmSpec{zone: z.zone.ID}, at, f, dist,
+					fmt.Sprintf("offender %s is %s from exclusion zone %s", st.Device, metres(d), z.zone.ID))
+			}
+		case order.Inclusion:
+			outside := applies && d > 0
+			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.InclusionBreach}, outside,
+				&alarmSpec{zone: z.zone.ID}, at, f, dist,
+				fmt.Sprintf("offender %s is %s outside zone %s where they must stay", st.Device, metres(d), z.zone.ID))
+		}
+	}
+}
+
+// evaluateDynamic checks the distance between the offender and every protected person of the order.
+func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
+	dz := c.order.DynamicZone
+	if dz == nil {
+		return
+	}
+	off := e.devices[c.order.Offender.Device]
+	if off == nil || off.LastFix == nil {
+		return
+	}
+	for _, p := range c.order.Protected {
+		pst := e.devices[p.Device]
+		if pst == nil || pst.LastFix == nil {
+			continue
+		}
+		subject := "dynamic:" + p.Device
+		fresh := absDur(off.LastFix.Time.Sub(pst.LastFix.Time)) <= e.cfg.ProtectedFixMaxAge
+		d := geo.Distance(geo.LatLon{Lat: off.LastFix.Lat, Lon: off.LastFix.Lon}, geo.LatLon{Lat: pst.LastFix.Lat, Lon: pst.LastFix.Lon})
+		dist := &d
+		e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.DynamicBreach}, fresh && d <= dz.RadiusM,
+			&alarmSpec{zone: subject}, at, off.LastFix, dist,
+			fmt.Sprintf("offender %s is %s from protected person %s (limit %s)", off.Device, metres(d), p.Device, metres(dz.RadiusM)))
+		if dz.WarningM > 0 {
+			e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.Warning}, fresh && d <= dz.WarningM,
+				&alarmSpec{zone: subject}, at, off.LastFix, dist,
+				fmt.Sprintf("offender %s is %s from protected person %s (warning at %s)", off.Device, metres(d), p.Device, metres(dz.WarningM)))
+		}
+	}
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+func metres(d float64) string {
+	if d < 0 {
+		d = 0
+	}
+	return fmt.Sprintf("%.0f m", math.Round(d))
+}
+
+// ---- Ticks ----
+
+// Tick advances the log's clock and fires timers: orders that expire, tags that fall silent, schedules
+// that open or close, fixes that leave the track window.
+func (e *Evaluator) Tick(in Tick) {
+	e.advance(in.At)
+	now := e.meta.Now
+	for _, id := range e.orderIDs {
+		c := e.orders[id]
+		if c.order.State != order.Active {
+			continue
+		}
+		if c.order.ValidUntil != nil && !now.Before(*c.order.ValidUntil) {
+			e.endOrder(c, now, "tick", "validity ended")
+			continue
+		}
+		if c.scheduled && c.order.InForce(now) {
+			if off := e.devices[c.order.Offender.Device]; off != nil && off.LastFix != nil {
+				e.evaluateZones(c, off, now)
+			}
+		}
+	}
+	cutoff := now.Add(-e.cfg.FixWindow)
+	fx := e.effects()
+	for _, d := range e.deviceIDs {
+		st := e.devices[d]
+		c := e.orders[st.OrderID]
+		if c.order.InForce(now) {
+			since := st.LastSeen
+			if since.IsZero() || since.Before(c.order.ValidFrom) {
+				since = laterOf(st.BoundAt, c.order.ValidFrom)
+			}
+			silent := now.Sub(since) >= e.cfg.NoSignalAfter
+			k := condKey{order: c.order.ID, device: d, kind: alarm.NoSignal}
+			if silent {
+				e.condition(k, true, nil, now, st.LastFix, nil,
+					fmt.Sprintf("%s: no report for %s", describe(st), now.Sub(since).Truncate(time.Second)))
+			}
+		}
+		t := e.tracks[d]
+		n := 0
+		for n < len(t) && t[n].Time.Before(cutoff) {
+			fx.FixesDeleted = append(fx.FixesDeleted, StoredFix{d, t[n]})
+			n++
+		}
+		if n > 0 {
+			e.tracks[d] = slices.Delete(t, 0, n)
+		}
+	}
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// ---- Plugins ----
+
+// PluginState raises a monitoring fault while a plugin is down, and restores it when it is back.
+func (e *Evaluator) PluginState(in PluginState) {
+	e.advance(in.At)
+	subject := fmt.Sprintf("plugin:%s/%s", in.Node, in.Name)
+	msg := fmt.Sprintf("%s plugin %s on %s is down: %s", in.Kind, in.Name, in.Node, in.Reason)
+	if in.Up {
+		msg = fmt.Sprintf("%s plugin %s on %s is running again", in.Kind, in.Name, in.Node)
+	}
+	e.condition(condKey{subject: subject, kind: alarm.MonitoringFault}, !in.Up, &alarmSpec{subject: subject}, in.At, nil, nil, msg)
+}
+
+// ---- Alarm lifecycle ----
+
+// Ack acknowledges an alarm.
+func (e *Evaluator) Ack(in AckAlarm) (*alarm.Alarm, error) {
+	a, ok := e.alarms[in.ID]
+	if !ok {
+		return nil, &Rejection{Code: "not_found", Message: fmt.Sprintf("alarm %q does not exist", in.ID)}
+	}
+	if a.State != alarm.Raised {
+		return nil, &Rejection{Code: "conflict", Message: fmt.Sprintf("alarm %q is %s, only a raised alarm can be acknowledged", in.ID, a.State)}
+	}
+	e.advance(in.At)
+	e.transition(a, alarm.Acknowledged, alarm.EventAcknowledged, in.At, in.By, in.Note)
+	out := cloneAlarm(a)
+	return &out, nil
+}
+
+// Resolve closes an alarm.
+func (e *Evaluator) Resolve(in ResolveAlarm) (*alarm.Alarm, error) {
+	a, ok := e.alarms[in.ID]
+	if !ok {
+		return nil, &Rejection{Code: "not_found", Message: fmt.Sprintf("alarm %q does not exist", in.ID)}
+	}
+	if a.State == alarm.Resolved {
+		return nil, &Rejection{Code: "conflict", Message: fmt.Sprintf("alarm %q is already resolved", in.ID)}
+	}
+	e.advance(in.At)
+	e.transition(a, alarm.Resolved, alarm.EventResolved, in.At, in.By, in.Reason)
+	for k, id := range e.open {
+		if id == a.ID {
+			delete(e.open, k) // the key is unique per open alarm; order of this scan cannot matter
+		}
+	}
+	out := cloneAlarm(a)
+	return &out, nil
+}
+
+type alarmSpec struct {
+	zone, subject string
+}
+
+// kindInfo gives each kind its class and base severity.
+var kindInfo = map[alarm.Kind]struct {
+	class    alarm.Class
+	severity alarm.Severity
+}{
+	alarm.Breach:          {alarm.Police, alarm.Critical},
+	alarm.DynamicBreach:   {alarm.Police, alarm.Critical},
+	alarm.InclusionBreach: {alarm.Police, alarm.Critical},
+	alarm.Approach:        {alarm.Police, alarm.Major},
+	alarm.Warning:         {alarm.Police, alarm.Major},
+	alarm.Tamper:          {alarm.Police, alarm.Major},
+	alarm.NoSignal:        {alarm.Technical, alarm.Major},
+	alarm.NoFix:           {alarm.Technical, alarm.Minor},
+	alarm.BatteryLow:      {alarm.Technical, alarm.Minor},
+	alarm.DeviceFault:     {alarm.Technical, alarm.Major},
+	alarm.MonitoringFault: {alarm.Technical, alarm.Critical},
+}
+
+// condition reconciles a condition with its open alarm: raise when it starts, update while it lasts,
+// restore when it ends. Only the start and the end are transitions; updates refresh the position.
+func (e *Evaluator) condition(k condKey, active bool, spec *alarmSpec, at time.Time, f *device.Fix, dist *float64, msg string) {
+	id, isOpen := e.open[k]
+	if !isOpen {
+		if !active {
+			return
+		}
+		e.meta.AlarmSeq++
+		info := kindInfo[k.kind]
+		a := &alarm.Alarm{
+			ID:       fmt.Sprintf("alm-%08d", e.meta.AlarmSeq),
+			OrderID:  k.order,
+			Kind:     k.kind,
+			Class:    info.class,
+			Severity: info.severity,
+			Active:   true,
+			Device:   k.device,
+			RaisedAt: at,
+			Message:  msg,
+		}
+		if spec != nil {
+			a.ZoneID, a.Subject = spec.zone, spec.subject
+		}
+		e.setPosition(a, f, dist)
+		e.alarms[a.ID] = a
+		e.open[k] = a.ID
+		e.transition(a, alarm.Raised, alarm.EventRaised, at, "evaluator", "")
+		return
+	}
+	a := e.alarms[id]
+	switch {
+	case active && !a.Active:
+		a.Active = true
+		a.Message = msg
+		e.setPosition(a, f, dist)
+		e.transition(a, a.State, alarm.EventUpdated, at, "evaluator", "condition returned")
+	case active:
+		if f != nil && (a.Position == nil || !f.Time.Equal(a.Position.Time)) {
+			a.Message = msg
+			e.setPosition(a, f, dist)
+			e.effects().dirtyAlarms[a.ID] = struct{}{}
+		}
+	case a.Active:
+		a.Active = false
+		e.setPosition(a, f, dist)
+		e.transition(a, a.State, alarm.EventRestored, at, "evaluator", msg)
+	}
+}
+
+func (e *Evaluator) setPosition(a *alarm.Alarm, f *device.Fix, dist *float64) {
+	if f == nil {
+		return
+	}
+	p := *f
+	a.Position = &p
+	if dist != nil {
+		d := math.Round(*dist*10) / 10
+		a.DistanceM = &d
+	}
+	if n := len(a.Evidence); n == 0 || !a.Evidence[n-1].Time.Equal(p.Time) {
+		a.Evidence = append(a.Evidence, p)
+		if len(a.Evidence) > e.cfg.EvidenceMax {
+			// Keep the first fix (what raised it) and the most recent ones.
+			a.Evidence = append(a.Evidence[:1], a.Evidence[len(a.Evidence)-e.cfg.EvidenceMax+1:]...)
+		}
+	}
+}
+
+func (e *Evaluator) transition(a *alarm.Alarm, to alarm.State, ev alarm.Event, at time.Time, by, note string) {
+	wasActivePolice := a.Class == alarm.Police && a.State == alarm.Raised && len(a.Transitions) > 0
+	a.State = to
+	t := alarm.Transition{Seq: uint32(len(a.Transitions) + 1), State: to, Event: ev, At: at, By: by, Note: note}
+	a.Transitions = append(a.Transitions, t)
+	isActivePolice := a.Class == alarm.Police && a.State == alarm.Raised
+	switch {
+	case isActivePolice && !wasActivePolice:
+		e.activePolice++
+	case wasActivePolice && !isActivePolice:
+		e.activePolice--
+	}
+	fx := e.effects()
+	fx.dirtyAlarms[a.ID] = struct{}{}
+	fx.Changes = append(fx.Changes, alarm.Change{Alarm: cloneAlarm(a), Transition: t, ActivePolice: e.activePolice})
+}
+
+func cloneAlarm(a *alarm.Alarm) alarm.Alarm {
+	c := *a
+	c.Transitions = slices.Clone(a.Transitions)
+	c.Evidence = slices.Clone(a.Evidence)
+	if a.Position != nil {
+		p := *a.Position
+		c.Position = &p
+	}
+	if a.DistanceM != nil {
+		d := *a.DistanceM
+		c.DistanceM = &d
+	}
+	return c
+}
+
+// ---- Reads (callers hold the state machine's read lock) ----
+
+// ActivePolice counts police alarms raised and not yet acknowledged.
+func (e *Evaluator) ActivePolice() int { return e.activePolice }
+
+// Order returns a copy of an order.
+func (e *Evaluator) Order(id string) (order.Order, bool) {
+	c, ok := e.orders[id]
+	if !ok {
+		return order.Order{}, false
+	}
+	return *c.order, true
+}
+
+// Orders returns every order, sorted by id.
+func (e *Evaluator) Orders() []order.Order {
+	out := make([]order.Order, 0, len(e.orderIDs))
+	for _, id := range e.orderIDs {
+		out = append(out, *e.orders[id].order)
+	}
+	return out
+}
+
+// Device returns a copy of a bound device's state.
+func (e *Evaluator) Device(id string) (device.State, bool) {
+	st, ok := e.devices[id]
+	if !ok {
+		return device.State{}, false
+	}
+	return *st, true
+}
+
+// Devices returns every bound device, sorted by id.
+func (e *Evaluator) Devices() []device.State {
+	out := make([]device.State, 0, len(e.deviceIDs))
+	for _, id := range e.deviceIDs {
+		out = append(out, *e.devices[id])
+	}
+	return out
+}
+
+// Track returns the fixes kept for a device, in fix-time order.
+func (e *Evaluator) Track(id string) []device.Fix { return slices.Clone(e.tracks[id]) }
+
+// Alarm returns a copy of an alarm.
+func (e *Evaluator) Alarm(id string) (alarm.Alarm, bool) {
+	a, ok := e.alarms[id]
+	if !ok {
+		return alarm.Alarm{}, false
+	}
+	return cloneAlarm(a), true
+}
+
+// Alarms returns alarms matching the filter, sorted by id (which is the order they were raised in).
+func (e *Evaluator) Alarms(openOnly bool, orderID string) []alarm.Alarm {
+	ids := make([]string, 0, len(e.alarms))
+	for id, a := range e.alarms {
+		if openOnly && !a.Open() {
+			continue
+		}
+		if orderID != "" && a.OrderID != orderID {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := make([]alarm.Alarm, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, cloneAlarm(e.alarms[id]))
+	}
+	return out
+}
+
+// ---- Loading from the store ----
+
+// ErrCorrupt marks a record that cannot be loaded.
+var ErrCorrupt = errors.New("corrupt state record")
+
+// LoadMeta sets the scalar state.
+func (e *Evaluator) LoadMeta(m Meta) { e.meta = m }
+
+// LoadOrder adds an order read from the store.
+func (e *Evaluator) LoadOrder(o order.Order) error {
+	c, err := compile(&o)
+	if err != nil {
+		return fmt.Errorf("%w: order %s: %v", ErrCorrupt, o.ID, err)
+	}
+	e.orders[o.ID] = c
+	e.orderIDs = insertSorted(e.orderIDs, o.ID)
+	return nil
+}
+
+// LoadDevice adds a device state read from the store.
+func (e *Evaluator) LoadDevice(st device.State) error {
+	if _, ok := e.orders[st.OrderID]; !ok {
+		return fmt.Errorf("%w: device %s is bound to unknown order %q", ErrCorrupt, st.Device, st.OrderID)
+	}
+	s := st
+	e.devices[st.Device] = &s
+	e.deviceIDs = insertSorted(e.deviceIDs, st.Device)
+	return nil
+}
+
+// LoadFix adds a kept fix read from the store.
+func (e *Evaluator) LoadFix(d string, f device.Fix) {
+	t := e.tracks[d]
+	i := sort.Search(len(t), func(i int) bool { return t[i].Time.After(f.Time) })
+	e.tracks[d] = slices.Insert(t, i, f)
+}
+
+// LoadAlarm adds an alarm read from the store and rebuilds its index entries.
+func (e *Evaluator) LoadAlarm(a alarm.Alarm) {
+	c := cloneAlarm(&a)
+	e.alarms[a.ID] = &c
+	if c.Open() {
+		k := condKey{order: c.OrderID, device: c.Device, kind: c.Kind, subject: c.ZoneID}
+		if c.Kind == alarm.MonitoringFault {
+			k = condKey{subject: c.Subject, kind: c.Kind}
+		}
+		e.open[k] = c.ID
+	}
+	if c.Class == alarm.Police && c.State == alarm.Raised {
+		e.activePolice++
+	}
+}
+
+func insertSorted(s []string, v string) []string {
+	i, found := slices.BinarySearch(s, v)
+	if found {
+		return s
+	}
+	return slices.Insert(s, i, v)
+}
+
+func removeSorted(s []string, v string) []string {
+	i, found := slices.BinarySearch(s, v)
+	if !found {
+		return s
+	}
+	return slices.Delete(s, i, i+1)
+}
+
+
+// Config returns the evaluator's configuration.
+func (e *Evaluator) Config() Config { return e.cfg }

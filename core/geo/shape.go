@@ -1,0 +1,298 @@
+package geo
+
+import "math"
+
+// Shape is a region of the projected plane.
+type Shape interface {
+	// SignedDistance returns, in projected metres, minus the distance from
+	// p to the nearest boundary when p is inside, the distance to the
+	// nearest boundary when p is outside, and 0 on the boundary.
+	SignedDistance(p XY) float64
+	// Bounds returns the smallest axis-aligned rectangle containing the
+	// shape (EmptyRect for an empty shape).
+	Bounds() Rect
+}
+
+// Ring is a closed chain of positions: the first equals the last, as in
+// GeoJSON.
+type Ring []XY
+
+// Polygon is an outer ring (Rings[0]) with optional holes (Rings[1:]).
+// Points inside a hole are outside the polygon.
+//
+// Build polygons with NewPolygon, ProjectPolygon or ProjectMultiPolygon,
+// which also prepare a per-ring bounding-box index used to skip work for
+// far-away points. A Polygon built as a bare literal (Polygon{Rings: r})
+// gives the same results, only without that pruning. Treat a Polygon and its
+// rings as immutable once built: the index is not updated if a ring changes.
+type Polygon struct {
+	Rings []Ring
+
+	// index holds precomputed acceleration data; nil means none. A future
+	// edge-level spatial index belongs here too.
+	index *polygonIndex
+}
+
+// polygonIndex is the acceleration structure of a Polygon.
+type polygonIndex struct {
+	bounds Rect   // of all rings
+	rings  []Rect // bounds of each ring
+}
+
+// MultiPolygon is the union of its polygons.
+type MultiPolygon []Polygon
+
+// Circle is a disc of Radius metres around Center.
+type Circle struct {
+	Center XY
+	Radius float64
+}
+
+var (
+	_ Shape = Polygon{}
+	_ Shape = MultiPolygon{}
+	_ Shape = Circle{}
+)
+
+// NewPolygon returns the polygon with the given rings (rings[0] outer, the
+// rest holes) and its bounding-box index. The rings are not copied.
+func NewPolygon(rings []Ring) Polygon {
+	idx := &polygonIndex{bounds: EmptyRect(), rings: make([]Rect, len(rings))}
+	for i, r := range rings {
+		idx.rings[i] = r.Bounds()
+		idx.bounds = idx.bounds.Union(idx.rings[i])
+	}
+	return Polygon{Rings: rings, index: idx}
+}
+
+// ProjectPolygon projects GeoJSON Polygon coordinates ([lon, lat] order)
+// through p. The coordinates should have passed ValidatePolygon; a position
+// with fewer than two numbers becomes a NaN point rather than a panic.
+func ProjectPolygon(p *Projection, coords [][][]float64) Polygon {
+	rings := make([]Ring, len(coords))
+	for i, rc := range coords {
+		r := make(Ring, len(rc))
+		for j, pos := range rc {
+			if len(pos) < 2 {
+				r[j] = XY{math.NaN(), math.NaN()}
+				continue
+			}
+			r[j] = p.Forward(LatLon{Lat: pos[1], Lon: pos[0]})
+		}
+		rings[i] = r
+	}
+	return NewPolygon(rings)
+}
+
+// ProjectMultiPolygon projects GeoJSON MultiPolygon coordinates through p.
+// The coordinates should have passed ValidateMultiPolygon.
+func ProjectMultiPolygon(p *Projection, coords [][][][]float64) MultiPolygon {
+	mp := make(MultiPolygon, len(coords))
+	for i, pc := range coords {
+		mp[i] = ProjectPolygon(p, pc)
+	}
+	return mp
+}
+
+// Bounds returns the bounding rectangle of the ring's positions.
+func (r Ring) Bounds() Rect {
+	b := EmptyRect()
+	for _, p := range r {
+		b.extend(p)
+	}
+	return b
+}
+
+// Bounds implements Shape.
+func (pg Polygon) Bounds() Rect {
+	if pg.index != nil {
+		return pg.index.bounds
+	}
+	b := EmptyRect()
+	for _, r := range pg.Rings {
+		b = b.Union(r.Bounds())
+	}
+	return b
+}
+
+// SignedDistance implements Shape. Inside/outside is decided by the even-odd
+// rule over all rings, so a point in a hole is outside; the distance is the
+// minimum over the edges of all rings. An empty polygon is +Inf away.
+func (pg Polygon) SignedDistance(p XY) float64 {
+	d, inside := pg.distance(p, math.Inf(1))
+	if d == 0 {
+		return 0
+	}
+	if inside {
+		return -d
+	}
+	return d
+}
+
+// distance returns the unsigned distance from p to the boundary of pg and
+// whether p is inside. When p is outside, a result >= limit only means "not
+// nearer than limit": rings that cannot come nearer than limit are skipped.
+// When p is inside, the result is exact.
+func (pg Polygon) distance(p XY, limit float64) (float64, bool) {
+	if idx := pg.index; idx != nil && !idx.bounds.Contains(p) {
+		// Outside every ring: only the distance matters.
+		if bd := idx.bounds.Distance(p); bd >= limit {
+			return bd, false
+		}
+		best2 := limit * limit
+		for i, r := range pg.Rings {
+			if idx.rings[i].Distance(p) >= math.Sqrt(best2) {
+				continue
+			}
+			best2 = math.Min(best2, ringDist2(r, p))
+		}
+		return math.Sqrt(best2), false
+	}
+	// Possibly inside: the parity needs every ring whose box contains p,
+	// the distance needs every ring that could be nearer than the best.
+	inside := false
+	best2 := math.Inf(1)
+	for i, r := range pg.Rings {
+		var rb Rect
+		if pg.index != nil {
+			rb = pg.index.rings[i]
+		} else {
+			rb = r.Bounds()
+		}
+		if rb.Contains(p) {
+			d2, odd := ringDistParity(r, p)
+			best2 = math.Min(best2, d2)
+			inside = inside != odd
+		} else if rb.Distance(p) < math.Sqrt(best2) {
+			best2 = math.Min(best2, ringDist2(r, p))
+		}
+	}
+	// Rings skipped on the first pass because they were farther than the
+	// best at that time stay farther: best2 only decreases.
+	return math.Sqrt(best2), inside
+}
+
+// ringDist2 returns the squared distance from p to the nearest edge of r.
+func ringDist2(r Ring, p XY) float64 {
+	if len(r) == 1 {
+		return sq(r[0].X-p.X) + sq(r[0].Y-p.Y)
+	}
+	best := math.Inf(1)
+	for i := 1; i < len(r); i++ {
+		if d := segDist2(r[i-1], r[i], p); d < best {
+			best = d
+		}
+	}
+	return best
+}
+
+// ringDistParity returns the squared distance from p to the nearest edge of
+// r and whether a ray from p towards +X crosses r an odd number of times.
+func ringDistParity(r Ring, p XY) (float64, bool) {
+	if len(r) == 1 {
+		return sq(r[0].X-p.X) + sq(r[0].Y-p.Y), false
+	}
+	best := math.Inf(1)
+	odd := false
+	for i := 1; i < len(r); i++ {
+		a, b := r[i-1], r[i]
+		if d := segDist2(a, b, p); d < best {
+			best = d
+		}
+		if (a.Y > p.Y) != (b.Y > p.Y) {
+			x := a.X + (p.Y-a.Y)/(b.Y-a.Y)*(b.X-a.X)
+			if p.X < x {
+				odd = !odd
+			}
+		}
+	}
+	return best, odd
+}
+
+// segDist2 returns the squared distance from p to the segment ab.
+func segDist2(a, b, p XY) float64 {
+	dx, dy := b.X-a.X, b.Y-a.Y
+	wx, wy := p.X-a.X, p.Y-a.Y
+	t := wx*dx + wy*dy
+	if t <= 0 {
+		return wx*wx + wy*wy
+	}
+	l2 := dx*dx + dy*dy
+	if t >= l2 {
+		ex, ey := p.X-b.X, p.Y-b.Y
+		return ex*ex + ey*ey
+	}
+	c := wx*dy - wy*dx
+	return c * c / l2
+}
+
+// Bounds implements Shape.
+func (mp MultiPolygon) Bounds() Rect {
+	b := EmptyRect()
+	for _, pg := range mp {
+		b = b.Union(pg.Bounds())
+	}
+	return b
+}
+
+// SignedDistance implements Shape for the union of the polygons. Inside any
+// polygon the result is minus the distance to the boundary of the polygon
+// that contains p most deeply; outside all of them it is the distance to the
+// nearest one. (Where polygons overlap, the depth is that of a single
+// polygon, which can underestimate the depth in the union.)
+func (mp MultiPolygon) SignedDistance(p XY) float64 {
+	best := math.Inf(1) // nearest boundary while outside
+	depth := 0.0        // deepest inside distance found
+	inside := false
+	// Polygons whose box contains p first: they can contain p and usually
+	// give a tight bound for the rest.
+	for _, pg := range mp {
+		if !pg.Bounds().Contains(p) {
+			continue
+		}
+		d, in := pg.distance(p, best)
+		if d == 0 {
+			if !inside {
+				best = 0
+			}
+			continue
+		}
+		if in {
+			inside = true
+			depth = math.Max(depth, d)
+		} else {
+			best = math.Min(best, d)
+		}
+	}
+	if inside {
+		return -depth
+	}
+	if best == 0 {
+		return 0
+	}
+	for _, pg := range mp {
+		b := pg.Bounds()
+		if b.Contains(p) || b.Distance(p) >= best {
+			continue
+		}
+		d, _ := pg.distance(p, best) // outside its box, so outside it
+		best = math.Min(best, d)
+	}
+	return best
+}
+
+// Bounds implements Shape.
+func (c Circle) Bounds() Rect {
+	if !(c.Radius >= 0) {
+		return EmptyRect()
+	}
+	return Rect{
+		Min: XY{c.Center.X - c.Radius, c.Center.Y - c.Radius},
+		Max: XY{c.Center.X + c.Radius, c.Center.Y + c.Radius},
+	}
+}
+
+// SignedDistance implements Shape: |p - Center| - Radius.
+func (c Circle) SignedDistance(p XY) float64 {
+	return math.Hypot(p.X-c.Center.X, p.Y-c.Center.Y) - c.Radius
+}

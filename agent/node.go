@@ -201,7 +201,7 @@ func (n *Node) Health() api.Health {
 	}
 	if n.plugins != nil {
 		for _, s := range n.plugins.Status() {
-			h.Plugins = append(h.Plugins, api.PluginHealth{Name: s.Name, Kind: string(s.Kind), Up: s.Up, Restarts: s.Restarts, LastError: s.LastError})
+			h.Plugins = append(h.Plugins, api.PluginHealth{Name: s.Name, Kind: string(s.Kind), Up: s.Up, PID: s.PID, Restarts: s.Restarts, LastError: s.LastError})
 			if !s.Up {
 				h.Problems = append(h.Problems, fmt.Sprintf("%s plugin %s is down: %s", s.Kind, s.Name, s.LastError))
 			}
@@ -456,6 +456,7 @@ func (a machineAdapter) Snapshot() (cluster.StateSnapshot, error) { return a.m.S
 func (a machineAdapter) Restore(r io.Reader) error { return a.m.Restore(r) }
 
 // hclogFor adapts slog for the libraries that log through hclog.
+// Raft logs every election at info; the node reports leadership itself, so only warnings pass.
 func hclogFor(log *slog.Logger, name string) hclog.Logger {
-	return hclog.FromStandardLogger(slog.NewLogLogger(log.Handler(), slog.LevelInfo), &hclog.LoggerOptions{Name: name, Level: hclog.Info})
+	return hclog.FromStandardLogger(slog.NewLogLogger(log.Handler(), slog.LevelWarn), &hclog.LoggerOptions{Name: name, Level: hclog.Warn})
 }

@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -163,15 +165,36 @@ func (t *testSnap) WriteTo(w io.Writer) (int64, error) {
 
 func (t *testSnap) Release() {}
 
-func testLogger() hclog.Logger {
+// testLogger logs to stderr at debug level with CLUSTER_TEST_LOG set, and
+// otherwise keeps warnings in memory and prints them if the test fails.
+func testLogger(t testing.TB) hclog.Logger {
 	if os.Getenv("CLUSTER_TEST_LOG") != "" {
-		return hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Debug, Output: os.Stderr})
+		return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: os.Stderr})
 	}
-	return hclog.NewNullLogger()
+	buf := &lockedBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			buf.mu.Lock()
+			defer buf.mu.Unlock()
+			fmt.Fprintf(os.Stderr, "--- log of %s:\n%s", t.Name(), buf.b.String())
+		}
+	})
+	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: buf})
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
 }
 
 // testConfig returns a config with short timeouts for loopback tests.
-func testConfig(id, dir, addr string, bootstrap bool) Config {
+func testConfig(t testing.TB, id, dir, addr string, bootstrap bool) Config {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
@@ -180,7 +203,7 @@ func testConfig(id, dir, addr string, bootstrap bool) Config {
 		Dir:                dir,
 		BindAddr:           addr,
 		Bootstrap:          bootstrap,
-		Logger:             testLogger(),
+		Logger:             testLogger(t),
 		HeartbeatTimeout:   100 * time.Millisecond,
 		ElectionTimeout:    100 * time.Millisecond,
 		LeaderLeaseTimeout: 100 * time.Millisecond,

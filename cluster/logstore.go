@@ -59,9 +59,26 @@ type LogStore struct {
 	// purgeMu serialises the flush/compaction that follows a DeleteRange.
 	purgeMu sync.Mutex
 
-	closeOnce sync.Once
-	closeErr  error
+	// mu is held shared by every operation and exclusively by Close, so
+	// that a call racing with Close gets ErrClosed instead of a Pebble panic.
+	mu       sync.RWMutex
+	closed   bool
+	closeErr error
 }
+
+// ErrClosed is returned by LogStore methods after Close.
+var ErrClosed = errors.New("cluster: log store is closed")
+
+func (s *LogStore) acquire() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *LogStore) release() { s.mu.RUnlock() }
 
 var (
 	_ raft.LogStore    = (*LogStore)(nil)
@@ -155,13 +172,15 @@ func (s *LogStore) Path() string { return s.path }
 
 // Close closes the Pebble instance. It is safe to call more than once.
 func (s *LogStore) Close() error {
-	s.closeOnce.Do(func() {
-		s.purgeMu.Lock()
-		defer s.purgeMu.Unlock()
-		if err := s.db.Close(); err != nil {
-			s.closeErr = fmt.Errorf("cluster: close raft log %s: %w", s.path, err)
-		}
-	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return s.closeErr
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		s.closeErr = fmt.Errorf("cluster: close raft log %s: %w", s.path, err)
+	}
 	return s.closeErr
 }
 
@@ -176,6 +195,10 @@ func logKey(index uint64) []byte {
 var logUpperBound = []byte{prefixLog + 1}
 
 func (s *LogStore) boundIndex(last bool) (uint64, error) {
+	if err := s.acquire(); err != nil {
+		return 0, err
+	}
+	defer s.release()
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{prefixLog},
 		UpperBound: logUpperBound,
@@ -214,6 +237,10 @@ func (s *LogStore) LastIndex() (uint64, error) { return s.boundIndex(true) }
 // raft.ErrLogNotFound; an undecodable one an error wrapping ErrCorrupt that
 // names the index.
 func (s *LogStore) GetLog(index uint64, log *raft.Log) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
 	v, closer, err := s.db.Get(logKey(index))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return raft.ErrLogNotFound
@@ -241,6 +268,10 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
 	b := s.db.NewBatch()
 	defer b.Close()
 	var key [9]byte
@@ -266,6 +297,10 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	if min > max {
 		return nil
 	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
 	lo := logKey(min)
 	hi := logUpperBound
 	if max != math.MaxUint64 {
@@ -303,6 +338,10 @@ func stableKey(key []byte) []byte {
 
 // Set stores a stable-store value (synced).
 func (s *LogStore) Set(key []byte, val []byte) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
 	if err := s.db.Set(stableKey(key), val, pebble.Sync); err != nil {
 		return fmt.Errorf("cluster: raft log %s: set %q: %w", s.path, key, err)
 	}
@@ -312,6 +351,14 @@ func (s *LogStore) Set(key []byte, val []byte) error {
 // Get returns a stable-store value; a missing key gives an error whose
 // message is "not found", as raft expects.
 func (s *LogStore) Get(key []byte) ([]byte, error) {
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	return s.get(key)
+}
+
+func (s *LogStore) get(key []byte) ([]byte, error) {
 	v, closer, err := s.db.Get(stableKey(key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, errKeyNotFound
@@ -335,7 +382,15 @@ func (s *LogStore) SetUint64(key []byte, val uint64) error {
 
 // GetUint64 returns a stable-store integer; see Get for missing keys.
 func (s *LogStore) GetUint64(key []byte) (uint64, error) {
-	v, err := s.Get(key)
+	if err := s.acquire(); err != nil {
+		return 0, err
+	}
+	defer s.release()
+	return s.getUint64(key)
+}
+
+func (s *LogStore) getUint64(key []byte) (uint64, error) {
+	v, err := s.get(key)
 	if err != nil {
 		return 0, err
 	}
@@ -349,6 +404,10 @@ func (s *LogStore) GetUint64(key []byte) (uint64, error) {
 // of, and reports the first problem. Open runs it before starting raft so
 // that damage is reported up front rather than in the middle of replication.
 func (s *LogStore) Verify() error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{prefixLog},
 		UpperBound: logUpperBound,
@@ -390,7 +449,7 @@ func (s *LogStore) Verify() error {
 		return fmt.Errorf("cluster: raft log %s: %w", s.path, err)
 	}
 	for _, key := range [][]byte{[]byte("CurrentTerm"), []byte("LastVoteTerm")} {
-		if _, err := s.GetUint64(key); err != nil && !errors.Is(err, errKeyNotFound) {
+		if _, err := s.getUint64(key); err != nil && !errors.Is(err, errKeyNotFound) {
 			return err
 		}
 	}

@@ -138,6 +138,23 @@ func TestLogStoreBasic(t *testing.T) {
 	if err := s.Verify(); err != nil {
 		t.Fatalf("Verify after reopen: %v", err)
 	}
+
+	// Use after Close is an error, not a panic.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := s.LastIndex(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("LastIndex after Close: %v", err)
+	}
+	if err := s.StoreLog(testLog(400, "x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("StoreLog after Close: %v", err)
+	}
+	if _, err := s.Get([]byte("k")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get after Close: %v", err)
+	}
 }
 
 func TestLogStoreCorruptValue(t *testing.T) {

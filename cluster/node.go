@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,6 +184,9 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 	if err = n.logs.Verify(); err != nil {
 		return nil, err
 	}
+	if err = removeUnfinishedSnapshots(snapDir); err != nil {
+		return nil, err
+	}
 	// The store puts its files in Dir/snapshots.
 	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotRetain, logger.Named("snapshots")); err != nil {
 		return nil, fmt.Errorf("cluster: snapshot store %s: %w", snapDir, err)
@@ -210,6 +214,13 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 	}
 	if cfg.LeaderLeaseTimeout > 0 {
 		rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	}
+	// Keep raft's constraints when only some timeouts are tuned.
+	if cfg.LeaderLeaseTimeout == 0 && rc.LeaderLeaseTimeout > rc.HeartbeatTimeout {
+		rc.LeaderLeaseTimeout = rc.HeartbeatTimeout
+	}
+	if cfg.ElectionTimeout == 0 && rc.ElectionTimeout < rc.HeartbeatTimeout {
+		rc.ElectionTimeout = rc.HeartbeatTimeout
 	}
 	if err = raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("cluster: raft config: %w", err)
@@ -248,6 +259,27 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 		go n.retention.run()
 	}
 	return n, nil
+}
+
+// removeUnfinishedSnapshots deletes snapshot directories that an
+// interrupted snapshot left behind (raft names them "<id>.tmp"): they hold
+// state that is otherwise never cleaned up. Nothing writes snapshots yet.
+func removeUnfinishedSnapshots(snapDir string) error {
+	ents, err := os.ReadDir(snapDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: read %s: %w", snapDir, err)
+	}
+	for _, e := range ents {
+		if e.IsDir() && strings.HasSuffix(e.Name(), ".tmp") {
+			if err := os.RemoveAll(filepath.Join(snapDir, e.Name())); err != nil {
+				return fmt.Errorf("cluster: remove unfinished snapshot: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // reconcile checks that the state machine, the log and the snapshots belong
@@ -375,6 +407,9 @@ func (n *Node) Apply(ctx context.Context, data []byte) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if n.isShutdown.Load() {
+		return nil, ErrShutdown
+	}
 	if n.raft.State() != raft.Leader {
 		return nil, n.mapErr(raft.ErrNotLeader)
 	}
@@ -390,6 +425,9 @@ func (n *Node) Apply(ctx context.Context, data []byte) (any, error) {
 func (n *Node) Barrier(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if n.isShutdown.Load() {
+		return ErrShutdown
 	}
 	return n.wait(ctx, n.raft.Barrier(enqueueTimeout(ctx)))
 }
@@ -491,10 +529,8 @@ func (n *Node) Stats() map[string]string {
 	s := n.raft.Stats()
 	s["node_id"] = n.cfg.NodeID
 	s["addr"] = n.Addr()
-	if !n.isShutdown.Load() {
-		if first, err := n.logs.FirstIndex(); err == nil {
-			s["log_first_index"] = strconv.FormatUint(first, 10)
-		}
+	if first, err := n.logs.FirstIndex(); err == nil {
+		s["log_first_index"] = strconv.FormatUint(first, 10)
 	}
 	s["log_retention"] = n.cfg.LogRetention.String()
 	return s
@@ -526,6 +562,7 @@ func (n *Node) RemoveServer(id string) error {
 // call more than once; later calls return the first call's result.
 func (n *Node) Shutdown() error {
 	n.shutdownOnce.Do(func() {
+		n.isShutdown.Store(true)
 		var errs []error
 		if n.retention != nil {
 			n.retention.stop()
@@ -533,7 +570,6 @@ func (n *Node) Shutdown() error {
 		if err := n.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("cluster: raft shutdown: %w", err))
 		}
-		n.isShutdown.Store(true)
 		n.raft.DeregisterObserver(n.observer)
 		close(n.stop)
 		n.wg.Wait()

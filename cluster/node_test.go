@@ -17,7 +17,7 @@ import (
 func TestSingleNodeApply(t *testing.T) {
 	dir := t.TempDir()
 	sm := newTestSM()
-	n := openTestNode(t, testConfig("n1", dir, "", true), sm)
+	n := openTestNode(t, testConfig(t, "n1", dir, "", true), sm)
 	waitIsLeader(t, n)
 
 	if id, addr := n.Leader(); id != "n1" || addr != n.Addr() {
@@ -66,8 +66,12 @@ func TestSingleNodeApply(t *testing.T) {
 	// The channel was primed with true and is closed by Shutdown.
 	for range ch {
 	}
-	if _, err := n.Apply(context.Background(), []byte("x")); !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrShutdown) {
+	if _, err := n.Apply(context.Background(), []byte("x")); !errors.Is(err, ErrShutdown) {
 		t.Fatalf("Apply after Shutdown: %v", err)
+	}
+
+	if st := n.Stats(); st["state"] != "Shutdown" {
+		t.Fatalf("Stats after Shutdown: %v", st)
 	}
 
 	// Layout of the directory.
@@ -81,7 +85,7 @@ func TestSingleNodeApply(t *testing.T) {
 func TestSingleNodeReopen(t *testing.T) {
 	dir := t.TempDir()
 	sm := newTestSM()
-	cfg := testConfig("n1", dir, "", true)
+	cfg := testConfig(t, "n1", dir, "", true)
 	n := openTestNode(t, cfg, sm)
 	waitIsLeader(t, n)
 	for i := 0; i < 20; i++ {
@@ -129,7 +133,7 @@ func TestSingleNodeReopen(t *testing.T) {
 func TestSnapshotTruncatesLog(t *testing.T) {
 	dir := t.TempDir()
 	sm := newTestSM()
-	cfg := testConfig("n1", dir, "", true)
+	cfg := testConfig(t, "n1", dir, "", true)
 	cfg.TrailingLogs = 5
 	n := openTestNode(t, cfg, sm)
 	waitIsLeader(t, n)
@@ -163,7 +167,7 @@ func TestSnapshotTruncatesLog(t *testing.T) {
 func TestRestoreFromSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	sm := newTestSM()
-	cfg := testConfig("n1", dir, "", true)
+	cfg := testConfig(t, "n1", dir, "", true)
 	cfg.TrailingLogs = 2
 	n := openTestNode(t, cfg, sm)
 	waitIsLeader(t, n)
@@ -206,7 +210,7 @@ func TestRestoreFromSnapshot(t *testing.T) {
 func TestStateMachineAheadOfLog(t *testing.T) {
 	sm := newTestSM()
 	sm.ApplyEntries([]Entry{{Index: 10, Term: 1, Data: []byte("x")}})
-	_, err := Open(testConfig("n1", t.TempDir(), "", true), sm)
+	_, err := Open(testConfig(t, "n1", t.TempDir(), "", true), sm)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "applied index 10") {
 		t.Fatalf("Open: %v", err)
 	}
@@ -225,7 +229,7 @@ func TestOpenBadFormatMarker(t *testing.T) {
 			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := Open(testConfig("n1", dir, "", true), newTestSM())
+			_, err := Open(testConfig(t, "n1", dir, "", true), newTestSM())
 			t.Logf("Open: %v", err)
 			if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), path) {
 				t.Fatalf("Open: %v; want ErrFormat naming %s", err, path)
@@ -238,7 +242,7 @@ func TestOpenBadFormatMarker(t *testing.T) {
 		if err := os.Mkdir(filepath.Join(dir, "log"), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Open(testConfig("n1", dir, "", true), newTestSM())
+		_, err := Open(testConfig(t, "n1", dir, "", true), newTestSM())
 		if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "no FORMAT marker") {
 			t.Fatalf("Open: %v", err)
 		}
@@ -246,13 +250,13 @@ func TestOpenBadFormatMarker(t *testing.T) {
 
 	t.Run("removed-from-used-dir", func(t *testing.T) {
 		dir := t.TempDir()
-		n := openTestNode(t, testConfig("n1", dir, "", true), newTestSM())
+		n := openTestNode(t, testConfig(t, "n1", dir, "", true), newTestSM())
 		waitIsLeader(t, n)
 		n.Shutdown()
 		if err := os.Remove(filepath.Join(dir, "FORMAT")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Open(testConfig("n1", dir, "", true), newTestSM()); !errors.Is(err, ErrFormat) {
+		if _, err := Open(testConfig(t, "n1", dir, "", true), newTestSM()); !errors.Is(err, ErrFormat) {
 			t.Fatalf("Open: %v", err)
 		}
 	})
@@ -264,7 +268,7 @@ func usedDir(t *testing.T) (string, *testSM) {
 	t.Helper()
 	dir := t.TempDir()
 	sm := newTestSM()
-	n := openTestNode(t, testConfig("n1", dir, "", true), sm)
+	n := openTestNode(t, testConfig(t, "n1", dir, "", true), sm)
 	waitIsLeader(t, n)
 	for i := 0; i < 5; i++ {
 		mustApply(t, n, fmt.Sprintf("set k%d v", i))
@@ -287,7 +291,7 @@ func TestOpenGarbageLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Close()
-		_, err = Open(testConfig("n1", dir, "", true), sm)
+		_, err = Open(testConfig(t, "n1", dir, "", true), sm)
 		t.Logf("Open: %v", err)
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "entry 3") || !strings.Contains(err.Error(), logDir) {
 			t.Fatalf("Open: %v; want ErrCorrupt naming entry 3 and %s", err, logDir)
@@ -314,7 +318,7 @@ func TestOpenGarbageLog(t *testing.T) {
 		if n == 0 {
 			t.Fatal("no Pebble files found")
 		}
-		_, err = Open(testConfig("n1", dir, "", true), sm)
+		_, err = Open(testConfig(t, "n1", dir, "", true), sm)
 		t.Logf("Open: %v", err)
 		if err == nil || !strings.Contains(err.Error(), logDir) {
 			t.Fatalf("Open: %v; want an error naming %s", err, logDir)
@@ -335,7 +339,7 @@ func TestOpenGarbageLog(t *testing.T) {
 				}
 			}
 		}
-		_, err := Open(testConfig("n1", dir, "", true), sm)
+		_, err := Open(testConfig(t, "n1", dir, "", true), sm)
 		t.Logf("Open: %v", err)
 		if err == nil || !strings.Contains(err.Error(), logDir) {
 			t.Fatalf("Open: %v; want an error naming %s", err, logDir)
@@ -344,7 +348,7 @@ func TestOpenGarbageLog(t *testing.T) {
 
 	t.Run("log-dir-missing", func(t *testing.T) {
 		dir, sm := usedDir(t)
-		n := openTestNode(t, testConfig("n1", dir, "", true), sm)
+		n := openTestNode(t, testConfig(t, "n1", dir, "", true), sm)
 		waitIsLeader(t, n)
 		mustApply(t, n, "one more")
 		if err := n.Snapshot(); err != nil {
@@ -354,14 +358,14 @@ func TestOpenGarbageLog(t *testing.T) {
 		if err := os.RemoveAll(filepath.Join(dir, "log")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Open(testConfig("n1", dir, "", true), sm); !errors.Is(err, ErrFormat) {
+		if _, err := Open(testConfig(t, "n1", dir, "", true), sm); !errors.Is(err, ErrFormat) {
 			t.Fatalf("Open: %v", err)
 		}
 	})
 
 	t.Run("snapshot-garbage", func(t *testing.T) {
 		dir, sm := usedDir(t)
-		n := openTestNode(t, testConfig("n1", dir, "", true), sm)
+		n := openTestNode(t, testConfig(t, "n1", dir, "", true), sm)
 		waitIsLeader(t, n)
 		mustApply(t, n, "one more")
 		if err := n.Snapshot(); err != nil {
@@ -376,7 +380,7 @@ func TestOpenGarbageLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The state machine lost its state, so the snapshot is needed.
-		_, err := Open(testConfig("n1", dir, "", true), newTestSM())
+		_, err := Open(testConfig(t, "n1", dir, "", true), newTestSM())
 		t.Logf("Open: %v", err)
 		if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "snapshots")) {
 			t.Fatalf("Open: %v", err)

@@ -351,26 +351,24 @@ func orDash(s string) string {
 
 func healthCmd(c *client) *cobra.Command {
 	return &cobra.Command{
-		Use: "health", Short: "Show a node's health", Args: cobra.NoArgs,
+		Use: "health", Short: "Show a node's health (exit status 1 when degraded)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var raw json.RawMessage
-			err := c.do(http.MethodGet, "/v1/health", nil, &raw)
-			var ae *apiError
-			if err != nil && !(asAPIError(err, &ae) && ae.Status == http.StatusServiceUnavailable) {
+			resp, err := http.Get(strings.TrimRight(c.base, "/") + "/v1/health")
+			if err != nil {
+				return fmt.Errorf("cannot reach the node at %s: %w", c.base, err)
+			}
+			defer resp.Body.Close()
+			data, err := io.ReadAll(resp.Body)
+			if err != nil {
 				return err
 			}
-			printJSON(cmd.OutOrStdout(), raw)
-			return err
+			printJSON(cmd.OutOrStdout(), data)
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("node is degraded (%s)", resp.Status)
+			}
+			return nil
 		},
 	}
-}
-
-func asAPIError(err error, target **apiError) bool {
-	e, ok := err.(*apiError)
-	if ok {
-		*target = e
-	}
-	return ok
 }
 
 func pluginCmd() *cobra.Command {

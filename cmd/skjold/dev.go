@@ -225,4 +225,3 @@ func showRelay(out io.Writer, r io.Reader) {
 		fmt.Fprintf(out, "%s  %s  (relay channel %d)\n", time.Now().Format("15:04:05"), state, f.Channel)
 	}
 }
-

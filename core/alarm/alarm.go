@@ -113,8 +113,9 @@ func IdempotencyKey(alarmID string, seq uint32) string {
 	return alarmID + ":" + strconv.FormatUint(uint64(seq), 10)
 }
 
-// Change is one alarm transition as it leaves the state machine: the alarm after the transition and the
-// transition itself. ActivePolice counts police alarms raised and not yet acknowledged after it.
+// Change is one alarm transition as it leaves the state machine: the alarm after the transition (without
+// its transition history and evidence) and the transition itself. ActivePolice counts police alarms
+// raised and not yet acknowledged after it.
 type Change struct {
 	Alarm        Alarm      `json:"alarm"`
 	Transition   Transition `json:"transition"`

@@ -53,6 +53,7 @@ type PluginHealth struct {
 	Name      string `json:"name"`
 	Kind      string `json:"kind"`
 	Up        bool   `json:"up"`
+	PID       int    `json:"pid,omitempty"`
 	Restarts  int    `json:"restarts"`
 	LastError string `json:"last_error,omitempty"`
 }
@@ -89,6 +90,7 @@ func New(b Backend, metrics http.Handler, log *slog.Logger) *Server {
 	m.HandleFunc("POST /v1/observations", s.postObservations)
 	m.HandleFunc("GET /v1/devices", s.listDevices)
 	m.HandleFunc("GET /v1/devices/{id}", s.getDevice)
+	m.HandleFunc("GET /v1/devices/{id}/track", s.getTrack)
 	m.HandleFunc("GET /v1/alarms", s.listAlarms)
 	m.HandleFunc("GET /v1/alarms/events", s.alarmEvents)
 	m.HandleFunc("GET /v1/alarms/{id}", s.getAlarm)
@@ -293,9 +295,24 @@ func (s *Server) postObservations(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var obs []device.Observation
-	if !decodeStrict(w, data, &obs) {
+	// Elements are decoded one by one so that an error names its index ("[3].speed").
+	var raw []json.RawMessage
+	if !decodeStrict(w, data, &raw) {
 		return
+	}
+	obs := make([]device.Observation, len(raw))
+	for i, r := range raw {
+		dec := json.NewDecoder(bytes.NewReader(r))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&obs[i]); err != nil {
+			fe := order.JSONErrorIn(r, err)
+			f := fmt.Sprintf("[%d]", i)
+			if fe.Field != "" {
+				f += "." + fe.Field
+			}
+			writeError(w, http.StatusBadRequest, "invalid_json", f+": "+fe.Message, f)
+			return
+		}
 	}
 	if len(obs) == 0 {
 		writeError(w, http.StatusBadRequest, "invalid", "the batch is empty", "")
@@ -336,6 +353,22 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// getTrack returns the fixes kept for a device: the rolling window the evaluator needs, no more.
+func (s *Server) getTrack(w http.ResponseWriter, r *http.Request) {
+	var fixes []device.Fix
+	var ok bool
+	id := r.PathValue("id")
+	s.b.Machine().View(func(ev *breach.Evaluator) {
+		_, ok = ev.Device(id)
+		fixes = ev.Track(id)
+	})
+	if !ok {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("device %q is not bound to any active order", id), "")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"device": id, "fixes": nonNil(fixes)})
 }
 
 // ---- alarms ----

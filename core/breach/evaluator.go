@@ -324,7 +324,7 @@ func (e *Evaluator) observe(st *device.State, o *device.Observation, at time.Tim
 	c := e.orders[st.OrderID]
 	inForce := c.order.InForce(at)
 	if inForce {
-		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoSignal}, false, nil, at, nil, nil, "")
+		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoSignal}, false, nil, at, nil, nil, noMessage)
 	}
 	latest := st.LastFix == nil || !o.Time.Before(st.LastFix.Time)
 	if latest {
@@ -373,15 +373,14 @@ func (e *Evaluator) keepFix(d string, f device.Fix) {
 }
 
 func (e *Evaluator) deviceConditions(c *compiledOrder, st *device.State, at time.Time) {
-	who := describe(st)
 	e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.Tamper}, st.Strap == device.StrapOpen,
-		nil, at, st.LastFix, nil, fmt.Sprintf("%s: strap or case opened", who))
+		nil, at, st.LastFix, nil, func() string { return fmt.Sprintf("%s: strap or case opened", describe(st)) })
 	if st.BatteryPct != nil {
 		low := *st.BatteryPct <= e.cfg.BatteryLowPct
 		restore := *st.BatteryPct >= e.cfg.BatteryRestorePct
 		k := condKey{order: c.order.ID, device: st.Device, kind: alarm.BatteryLow}
 		if low || restore {
-			e.condition(k, low, nil, at, st.LastFix, nil, fmt.Sprintf("%s: battery at %d %%", who, *st.BatteryPct))
+			e.condition(k, low, nil, at, st.LastFix, nil, func() string { return fmt.Sprintf("%s: battery at %d %%", describe(st), *st.BatteryPct) })
 		}
 	}
 }
@@ -403,19 +402,22 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 		case order.Exclusion:
 			inside := applies && d <= 0
 			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Breach}, inside,
-				&alarmSpec{zone: z.zone.ID}, at, f, dist,
-				fmt.Sprintf("offender %s is %s inside exclusion zone %s", st.Device, metres(-d), z.zone.ID))
+				&alarmSpec{zone: z.zone.ID}, at, f, dist, func() string {
+					return fmt.Sprintf("offender %s is %s inside exclusion zone %s", st.Device, metres(-d), z.zone.ID)
+				})
 			if z.zone.WarningM > 0 {
 				near := applies && d <= z.zone.WarningM
 				e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Warning}, near,
-					&alarmSpec{zone: z.zone.ID}, at, f, dist,
-					fmt.Sprintf("offender %s is %s from exclusion zone %s", st.Device, metres(d), z.zone.ID))
+					&alarmSpec{zone: z.zone.ID}, at, f, dist, func() string {
+						return fmt.Sprintf("offender %s is %s from exclusion zone %s", st.Device, metres(d), z.zone.ID)
+					})
 			}
 		case order.Inclusion:
 			outside := applies && d > 0
 			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.InclusionBreach}, outside,
-				&alarmSpec{zone: z.zone.ID}, at, f, dist,
-				fmt.Sprintf("offender %s is %s outside zone %s where they must stay", st.Device, metres(d), z.zone.ID))
+				&alarmSpec{zone: z.zone.ID}, at, f, dist, func() string {
+					return fmt.Sprintf("offender %s is %s outside zone %s where they must stay", st.Device, metres(d), z.zone.ID)
+				})
 		}
 	}
 }
@@ -440,12 +442,14 @@ func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
 		d := geo.Distance(geo.LatLon{Lat: off.LastFix.Lat, Lon: off.LastFix.Lon}, geo.LatLon{Lat: pst.LastFix.Lat, Lon: pst.LastFix.Lon})
 		dist := &d
 		e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.DynamicBreach}, fresh && d <= dz.RadiusM,
-			&alarmSpec{zone: subject}, at, off.LastFix, dist,
-			fmt.Sprintf("offender %s is %s from protected person %s (limit %s)", off.Device, metres(d), p.Device, metres(dz.RadiusM)))
+			&alarmSpec{zone: subject}, at, off.LastFix, dist, func() string {
+				return fmt.Sprintf("offender %s is %s from protected person %s (limit %s)", off.Device, metres(d), p.Device, metres(dz.RadiusM))
+			})
 		if dz.WarningM > 0 {
 			e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.Warning}, fresh && d <= dz.WarningM,
-				&alarmSpec{zone: subject}, at, off.LastFix, dist,
-				fmt.Sprintf("offender %s is %s from protected person %s (warning at %s)", off.Device, metres(d), p.Device, metres(dz.WarningM)))
+				&alarmSpec{zone: subject}, at, off.LastFix, dist, func() string {
+					return fmt.Sprintf("offender %s is %s from protected person %s (warning at %s)", off.Device, metres(d), p.Device, metres(dz.WarningM))
+				})
 		}
 	}
 }
@@ -499,8 +503,9 @@ func (e *Evaluator) Tick(in Tick) {
 			silent := now.Sub(since) >= e.cfg.NoSignalAfter
 			k := condKey{order: c.order.ID, device: d, kind: alarm.NoSignal}
 			if silent {
-				e.condition(k, true, nil, now, st.LastFix, nil,
-					fmt.Sprintf("%s: no report for %s", describe(st), now.Sub(since).Truncate(time.Second)))
+				e.condition(k, true, nil, now, st.LastFix, nil, func() string {
+					return fmt.Sprintf("%s: no report for %s", describe(st), now.Sub(since).Truncate(time.Second))
+				})
 			}
 		}
 		t := e.tracks[d]
@@ -528,9 +533,11 @@ func laterOf(a, b time.Time) time.Time {
 func (e *Evaluator) PluginState(in PluginState) {
 	e.advance(in.At)
 	subject := fmt.Sprintf("plugin:%s/%s", in.Node, in.Name)
-	msg := fmt.Sprintf("%s plugin %s on %s is down: %s", in.Kind, in.Name, in.Node, in.Reason)
+	msg := func() string {
+		return fmt.Sprintf("%s plugin %s on %s is down: %s", in.Kind, in.Name, in.Node, in.Reason)
+	}
 	if in.Up {
-		msg = fmt.Sprintf("%s plugin %s on %s is running again", in.Kind, in.Name, in.Node)
+		msg = func() string { return fmt.Sprintf("%s plugin %s on %s is running again", in.Kind, in.Name, in.Node) }
 	}
 	e.condition(condKey{subject: subject, kind: alarm.MonitoringFault}, !in.Up, &alarmSpec{subject: subject}, in.At, nil, nil, msg)
 }
@@ -572,6 +579,8 @@ func (e *Evaluator) Resolve(in ResolveAlarm) (*alarm.Alarm, error) {
 	return &out, nil
 }
 
+func noMessage() string { return "" }
+
 type alarmSpec struct {
 	zone, subject string
 }
@@ -596,7 +605,7 @@ var kindInfo = map[alarm.Kind]struct {
 
 // condition reconciles a condition with its open alarm: raise when it starts, update while it lasts,
 // restore when it ends. Only the start and the end are transitions; updates refresh the position.
-func (e *Evaluator) condition(k condKey, active bool, spec *alarmSpec, at time.Time, f *device.Fix, dist *float64, msg string) {
+func (e *Evaluator) condition(k condKey, active bool, spec *alarmSpec, at time.Time, f *device.Fix, dist *float64, msg func() string) {
 	id, isOpen := e.open[k]
 	if !isOpen {
 		if !active {
@@ -613,7 +622,7 @@ func (e *Evaluator) condition(k condKey, active bool, spec *alarmSpec, at time.T
 			Active:   true,
 			Device:   k.device,
 			RaisedAt: at,
-			Message:  msg,
+			Message:  msg(),
 		}
 		if spec != nil {
 			a.ZoneID, a.Subject = spec.zone, spec.subject
@@ -628,19 +637,19 @@ func (e *Evaluator) condition(k condKey, active bool, spec *alarmSpec, at time.T
 	switch {
 	case active && !a.Active:
 		a.Active = true
-		a.Message = msg
+		a.Message = msg()
 		e.setPosition(a, f, dist)
 		e.transition(a, a.State, alarm.EventUpdated, at, "evaluator", "condition returned")
 	case active:
 		if f != nil && (a.Position == nil || !f.Time.Equal(a.Position.Time)) {
-			a.Message = msg
+			a.Message = msg()
 			e.setPosition(a, f, dist)
 			e.effects().dirtyAlarms[a.ID] = struct{}{}
 		}
 	case a.Active:
 		a.Active = false
 		e.setPosition(a, f, dist)
-		e.transition(a, a.State, alarm.EventRestored, at, "evaluator", msg)
+		e.transition(a, a.State, alarm.EventRestored, at, "evaluator", msg())
 	}
 }
 
@@ -677,7 +686,23 @@ func (e *Evaluator) transition(a *alarm.Alarm, to alarm.State, ev alarm.Event, a
 	}
 	fx := e.effects()
 	fx.dirtyAlarms[a.ID] = struct{}{}
-	fx.Changes = append(fx.Changes, alarm.Change{Alarm: cloneAlarm(a), Transition: t, ActivePolice: e.activePolice})
+	fx.Changes = append(fx.Changes, alarm.Change{Alarm: summary(a), Transition: t, ActivePolice: e.activePolice})
+}
+
+// summary is an alarm as a transition carries it: without its history and evidence, which stay in the
+// state (GET /v1/alarms/{id}). A flapping alarm must not make every later delivery larger.
+func summary(a *alarm.Alarm) alarm.Alarm {
+	c := *a
+	c.Transitions, c.Evidence = nil, nil
+	if a.Position != nil {
+		p := *a.Position
+		c.Position = &p
+	}
+	if a.DistanceM != nil {
+		d := *a.DistanceM
+		c.DistanceM = &d
+	}
+	return c
 }
 
 func cloneAlarm(a *alarm.Alarm) alarm.Alarm {
@@ -836,7 +861,6 @@ func removeSorted(s []string, v string) []string {
 	}
 	return slices.Delete(s, i, i+1)
 }
-
 
 // Config returns the evaluator's configuration.
 func (e *Evaluator) Config() Config { return e.cfg }

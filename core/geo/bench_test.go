@@ -112,4 +112,26 @@ func BenchmarkValidateRing5000(b *testing.B) {
 			}
 		}
 	})
+	// A star of 2,500 long spikes: every spike's box overlaps many others
+	// near the centre, the slowest known case for the sweep.
+	var star [][]float64
+	for i := 0; i < 5000; i++ {
+		a := 2 * math.Pi * float64(i) / 5000
+		r := 1.0
+		if i%2 == 1 {
+			r = 0.01
+		}
+		star = append(star, []float64{10 + r*math.Cos(a), 60 + r*math.Sin(a)})
+	}
+	starCoords := [][][]float64{append(star, star[0])}
+	if ValidatePolygon(starCoords) != nil {
+		b.Fatal("star is invalid")
+	}
+	b.Run("star", func(b *testing.B) {
+		for b.Loop() {
+			if ValidatePolygon(starCoords) != nil {
+				b.Fatal("invalid")
+			}
+		}
+	})
 }

@@ -588,13 +588,13 @@ func geodInverse(lat1, lon1, lat2, lon2 float64) float64 {
 	meridian := lat1 == -90 || slam12 == 0
 	if meridian {
 		// Endpoints are on a single full meridian.
-		calp1, salp1 := clam12, slam12
-		calp2 := 1.0
+		// Head to the target longitude (alp1 = lam12); at the target the
+		// geodesic heads north (alp2 = 0).
+		calp1 := clam12
 		ssig1 := sbet1
 		csig1 := calp1 * cbet1
 		ssig2 := sbet2
-		csig2 := calp2 * cbet2
-		_ = salp1
+		csig2 := cbet2
 		sig12 := math.Atan2(math.Max(0.0, csig1*ssig2-ssig1*csig2)+0.0,
 			csig1*csig2+ssig1*ssig2)
 		s12b, m12b, _ := w.lengths(geodN, sig12, ssig1, csig1, dn1, ssig2, csig2, dn2, true, true)

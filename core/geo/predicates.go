@@ -68,8 +68,14 @@ const (
 func segContact(a, b, c, d pt) contact {
 	o1 := orient(a, b, c)
 	o2 := orient(a, b, d)
+	if o1*o2 > 0 {
+		return noContact // c and d strictly on the same side of ab
+	}
 	o3 := orient(c, d, a)
 	o4 := orient(c, d, b)
+	if o3*o4 > 0 {
+		return noContact
+	}
 	if o1*o2 < 0 && o3*o4 < 0 {
 		return crossing
 	}

@@ -20,10 +20,16 @@ func square(x0, y0, x1, y1 float64) Ring {
 	return ring(x0, y0, x1, y0, x1, y1, x0, y1, x0, y0)
 }
 
+// polygonForm is a polygon built one way.
+type polygonForm struct {
+	name string
+	pg   Polygon
+}
+
 // polygonForms returns the polygon with and without its index; both must
 // give the same answers.
-func polygonForms(rings ...Ring) map[string]Polygon {
-	return map[string]Polygon{"indexed": NewPolygon(rings), "literal": {Rings: rings}}
+func polygonForms(rings ...Ring) []polygonForm {
+	return []polygonForm{{"indexed", NewPolygon(rings)}, {"literal", Polygon{Rings: rings}}}
 }
 
 func TestPolygonSignedDistance(t *testing.T) {
@@ -63,9 +69,9 @@ func TestPolygonSignedDistance(t *testing.T) {
 		{"U on notch edge", []Ring{u}, XY{3, 7}, 0},
 	}
 	for _, tc := range tests {
-		for form, pg := range polygonForms(tc.rings...) {
-			t.Run(tc.name+"/"+form, func(t *testing.T) {
-				got := pg.SignedDistance(tc.p)
+		for _, f := range polygonForms(tc.rings...) {
+			t.Run(tc.name+"/"+f.name, func(t *testing.T) {
+				got := f.pg.SignedDistance(tc.p)
 				if math.Abs(got-tc.want) > 1e-12 || math.Signbit(got) != math.Signbit(tc.want) {
 					t.Errorf("SignedDistance(%v) = %v, want %v", tc.p, got, tc.want)
 				}
@@ -77,9 +83,9 @@ func TestPolygonSignedDistance(t *testing.T) {
 func TestPolygonBounds(t *testing.T) {
 	rings := []Ring{ring(-1, 2, 5, -3, 7, 9, -1, 2), square(0, 0, 1, 1)}
 	want := Rect{Min: XY{-1, -3}, Max: XY{7, 9}}
-	for form, pg := range polygonForms(rings...) {
-		if got := pg.Bounds(); got != want {
-			t.Errorf("%s: Bounds() = %v, want %v", form, got, want)
+	for _, f := range polygonForms(rings...) {
+		if got := f.pg.Bounds(); got != want {
+			t.Errorf("%s: Bounds() = %v, want %v", f.name, got, want)
 		}
 	}
 	empty := NewPolygon(nil)

@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // sqRing returns a closed square ring [lon0,lon1]×[lat0,lat1] in GeoJSON order.
@@ -59,7 +61,7 @@ func TestValidatePolygon(t *testing.T) {
 		{"hole outside", [][][]float64{outer, sqRing(12, 59.2, 12.4, 59.4)}, "coordinates[1]", "hole 1 is not inside the outer ring"},
 		{"hole around the outer ring", [][][]float64{outer, sqRing(9, 58, 12, 61)}, "coordinates[1]", "hole 1 is not inside the outer ring"},
 		{"holes overlap", [][][]float64{outer, sqRing(10.2, 59.2, 10.4, 59.4), sqRing(10.3, 59.3, 10.5, 59.5)}, "coordinates[2]",
-			"hole 2 intersects hole 1: edge 3 of hole 2 crosses edge 2 of hole 1"},
+			"hole 2 intersects hole 1: edge 0 of hole 2 crosses edge 1 of hole 1"},
 		{"hole inside a hole", [][][]float64{outer, sqRing(10.2, 59.2, 10.6, 59.6), sqRing(10.3, 59.3, 10.4, 59.4)}, "coordinates[2]", "hole 2 is inside hole 1"},
 		{"hole containing a hole", [][][]float64{outer, sqRing(10.3, 59.3, 10.4, 59.4), sqRing(10.2, 59.2, 10.6, 59.6)}, "coordinates[2]", "hole 2 contains hole 1"},
 		{"position error reported before ring error", [][][]float64{{{10, 59}, {11, 99}}}, "coordinates[0][1]", "latitude 99 is out of range [-90, 90]"},
@@ -216,4 +218,65 @@ func TestValidateLargeRing(t *testing.T) {
 	if err := ValidatePolygon([][][]float64{comb}); err != nil {
 		t.Fatalf("comb: %v", err)
 	}
+}
+
+// TestFindContactMatchesBruteForce: the sweep finds a forbidden contact
+// exactly when checking every pair of edges does, on small rings drawn on a
+// coarse grid so that collinear and touching edges are common.
+func TestFindContactMatchesBruteForce(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		nrings := rapid.IntRange(1, 3).Draw(t, "rings")
+		rings := make([][]pt, nrings)
+		for i := range rings {
+			n := rapid.IntRange(3, 9).Draw(t, "n")
+			r := make([]pt, 0, n+1)
+			for len(r) < n {
+				p := pt{float64(rapid.IntRange(0, 4).Draw(t, "x")), float64(rapid.IntRange(0, 6).Draw(t, "y")) / 2}
+				if len(r) > 0 && r[len(r)-1] == p {
+					continue
+				}
+				r = append(r, p)
+			}
+			if r[len(r)-1] == r[0] {
+				r = r[:len(r)-1]
+			}
+			if len(r) < 3 {
+				t.Skip("degenerate ring")
+			}
+			rings[i] = append(r, r[0])
+		}
+		var edges []vedge
+		for ri, r := range rings {
+			for i := 0; i+1 < len(r); i++ {
+				edges = append(edges, vedge{a: r[i], b: r[i+1], ring: ri, idx: i, n: len(r) - 1})
+			}
+		}
+		brute := false
+		for i := range edges {
+			for j := i + 1; j < len(edges); j++ {
+				if _, ok := edgeContact(&edges[i], &edges[j]); ok {
+					brute = true
+				}
+			}
+		}
+		c, found := findContact(rings)
+		if found != brute {
+			t.Fatalf("rings %v: sweep found %v (%+v), brute force %v", rings, found, c, brute)
+		}
+		if found {
+			e1 := edges[0]
+			for _, e := range edges {
+				if e.ring == c.ring1 && e.idx == c.edge1 {
+					e1 = e
+				}
+			}
+			for _, e2 := range edges {
+				if e2.ring == c.ring2 && e2.idx == c.edge2 {
+					if _, ok := edgeContact(&e1, &e2); !ok {
+						t.Fatalf("reported pair %+v does not meet", c)
+					}
+				}
+			}
+		}
+	})
 }

@@ -110,7 +110,7 @@ func TestScheduleAcrossMidnightAndDST(t *testing.T) {
 	// 01:59 CET and 03:00 CEST are one minute apart.
 	spring := &Schedule{Timezone: "Europe/Oslo", Windows: []Window{{Days: []string{"sun"}, From: "01:00", To: "03:00"}}}
 	before := time.Date(2026, 3, 29, 0, 59, 0, 0, time.UTC) // 01:59 CET
-	after := before.Add(time.Minute)                         // 03:00 CEST
+	after := before.Add(time.Minute)                        // 03:00 CEST
 	if !spring.Applies(before) || spring.Applies(after) {
 		t.Errorf("spring: applies(01:59)=%v applies(03:00)=%v, want true, false", spring.Applies(before), spring.Applies(after))
 	}

@@ -98,7 +98,7 @@ var (
 )
 
 // Logger returns the plugin's logger. Its lines go to the host, which writes them into its own log under
-// the plugin's name. Plugins must not write to stdout: go-plugin uses it for the handshake.
+// the plugin's name (anything else a plugin prints to stdout or stderr ends up there too, as plain lines).
 func Logger() hclog.Logger {
 	logOnce.Do(func() {
 		logger = hclog.New(&hclog.LoggerOptions{

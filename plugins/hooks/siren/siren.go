@@ -146,6 +146,10 @@ func ParseConfig(raw []byte) (Config, []*pluginpb.ConfigError) {
 }
 
 func integer(v json.RawMessage) (int, bool) {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+		return 0, false // not a JSON number (json.Number would also take a quoted one)
+	}
 	d := json.NewDecoder(bytes.NewReader(v))
 	d.UseNumber()
 	var n json.Number
@@ -244,7 +248,7 @@ func (h *Hook) Health() (bool, string) {
 		}
 	}
 	if !open {
-		return false, fmt.Sprintf("port %s is not open: %v (relay %d last %s)", h.cfg.Port, err, h.cfg.Channel, state)
+		return false, fmt.Sprintf("not open: %v (relay %d last %s)", err, h.cfg.Channel, state)
 	}
 	if h.lastErr != nil {
 		return false, fmt.Sprintf("port %s: last write failed: %v", h.cfg.Port, h.lastErr)

@@ -123,6 +123,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{`{"port": "/dev/null", "protocol": "x10"}`, "protocol", "not a known"},
 		{`{"port": "/dev/null", "channel": 9}`, "channel", "out of range"},
 		{`{"port": "/dev/null", "channel": 1.5}`, "channel", "whole number"},
+		{`{"port": "/dev/null", "channel": "4"}`, "channel", "whole number"},
 		{`{"port": "/dev/null", "baud": 1234}`, "baud", "not a supported"},
 		{`{"port": "/dev/null", "colour": "red"}`, "colour", "unknown attribute"},
 		{`[1]`, "", "JSON object"},
@@ -162,8 +163,12 @@ func TestUnplugAndReplugReassertsState(t *testing.T) {
 		t.Fatalf("relay got % X", got)
 	}
 
-	// Unplug: the board disappears. A delivery fails with a receipt that says why.
+	// Unplug: the board disappears. Health notices without any write, and a delivery fails with a
+	// receipt that says why.
 	p1.Close()
+	if ok, msg := h.Health(); ok || !strings.Contains(msg, "not open") {
+		t.Fatalf("health right after unplug = %v %q", ok, msg)
+	}
 	r, err := h.Deliver(context.Background(), event(1))
 	if err != nil || r.GetDelivered() || r.GetError() == "" {
 		t.Fatalf("after unplug: receipt %v, err %v; want delivered=false with an error", r, err)

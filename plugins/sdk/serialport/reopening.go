@@ -3,6 +3,7 @@ package serialport
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -75,8 +76,20 @@ func (r *Reopening) State() (open bool, generation uint64, lastErr error) {
 	return r.port != nil, r.gen, r.lastErr
 }
 
-// Ensure opens the port if it is not open and the backoff allows another attempt now.
+// Ensure checks that an open port's device is still there — its stable name still resolves to the
+// device that was opened, which catches a USB adapter unplugged while nothing was written — and opens the
+// port if it is not open and the backoff allows another attempt now.
 func (r *Reopening) Ensure() error {
+	r.mu.Lock()
+	p := r.port
+	r.mu.Unlock()
+	if p != nil {
+		if dev, err := filepath.EvalSymlinks(r.cfg.Name); err != nil {
+			r.fail(p, fmt.Errorf("serial port %s: device gone: %w", r.cfg.Name, unwrapPath(err)))
+		} else if dev != p.Device() {
+			r.fail(p, fmt.Errorf("serial port %s: now %s, was %s", r.cfg.Name, dev, p.Device()))
+		}
+	}
 	_, err := r.get()
 	return err
 }

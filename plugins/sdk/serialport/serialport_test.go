@@ -239,3 +239,47 @@ func TestReopeningReadTimeoutKeepsPortOpen(t *testing.T) {
 		t.Fatalf("write after Close: %v", err)
 	}
 }
+
+func TestEnsureNoticesAnUnplugWithoutIO(t *testing.T) {
+	p1 := pair(t)
+	link := byID(t, p1.Path)
+	r, err := OpenReopening(Config{Name: link}, ReopenOptions{BackoffMin: time.Hour, BackoffMax: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p1.Close() // the device node goes away
+	if err := r.Ensure(); err == nil {
+		t.Fatal("Ensure found an unplugged port fine")
+	}
+	if open, _, lastErr := r.State(); open || lastErr == nil {
+		t.Fatalf("open=%v lastErr=%v", open, lastErr)
+	}
+
+	// The name now points at another device: Ensure moves over to it.
+	p2 := pair(t)
+	p3 := pair(t)
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(p2.Path, link); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := OpenReopening(Config{Name: link}, ReopenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(p3.Path, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	if _, gen, _ := r2.State(); gen != 2 || r2.Device() != p3.Path {
+		t.Fatalf("gen %d device %q, want 2 and %q", gen, r2.Device(), p3.Path)
+	}
+}

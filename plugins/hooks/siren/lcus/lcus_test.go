@@ -101,7 +101,7 @@ func TestScanResynchronises(t *testing.T) {
 	on1, _ := Encode(1, true)
 	off3, _ := Encode(3, false)
 	data := append([]byte{0x00, 0xA0, 0xA0}, on1...) // garbage, including false headers
-	data = append(data, 0xA0, 0x01, 0x01, 0xA3)       // bad checksum
+	data = append(data, 0xA0, 0x01, 0x01, 0xA3)      // bad checksum
 	data = append(data, off3...)
 	data = append(data, 0xA0, 0x01) // truncated
 	frames, skipped := Scan(data)

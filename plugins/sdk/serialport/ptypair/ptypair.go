@@ -38,7 +38,9 @@ func Open() (*Pair, error) {
 	}
 	// creack/pty leaves the master in blocking mode, where deadlines do not work. A non-blocking duplicate
 	// wrapped by os.NewFile goes through the runtime poller.
-	fd, err := syscall.Dup(int(m.Fd()))
+	// F_DUPFD_CLOEXEC: a plain dup would be inherited by every process started later (plugins), which
+	// would keep the master open after Close.
+	fd, err := unix.FcntlInt(m.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		m.Close()
 		s.Close()

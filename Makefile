@@ -1,0 +1,56 @@
+# Skjold — the reverse violence alarm appliance.
+#   make run    build everything and start a single-node dev appliance with a simulated tag
+#   make test   run every test (race detector on)
+
+GO        ?= go
+BIN       := bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+PLUGINS   := $(BIN)/skjold-driver-sim $(BIN)/skjold-hook-siren
+FUZZTIME  ?= 30s
+BENCHTIME ?= 1s
+
+.PHONY: all build run test test-short bench fuzz proto fmt lint clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/skjold ./cmd/skjold
+	$(GO) build -o $(BIN)/skjold-driver-sim ./drivers/sim/cmd/skjold-driver-sim
+	$(GO) build -o $(BIN)/skjold-hook-siren ./plugins/hooks/siren/cmd/skjold-hook-siren
+
+# A fresh demo every time; `bin/skjold dev` alone keeps its data directory across restarts.
+run: build
+	$(BIN)/skjold dev --reset
+
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -count=1 -short ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./...
+
+# Each fuzz target for FUZZTIME; seed corpora live in each package's testdata/fuzz.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+proto:
+	./plugins/proto/generate.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf $(BIN) .skjold-dev

@@ -97,4 +97,3 @@ func (c pluginCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(pluginRestartsDesc, prometheus.CounterValue, float64(s.Restarts), s.Name, string(s.Kind))
 	}
 }
-

@@ -166,6 +166,9 @@ func pluginSpecs(cfg Config) ([]host.Spec, error) {
 	return specs, nil
 }
 
+// WaitLeader waits until the cluster has a leader (a single node elects itself within a few seconds).
+func (n *Node) WaitLeader(ctx context.Context) error { return n.raft.WaitLeader(ctx) }
+
 // APIAddr is the address the API listens on.
 func (n *Node) APIAddr() string { return n.apiAddr }
 

@@ -58,7 +58,7 @@ func demoSimConfig() json.RawMessage {
 		"seed": 1,
 		"tags": []map[string]any{
 			{"device": demoOffender, "path": [][]float64{{10.755, 59.9065}, {10.755, 59.9125}}, "speed_mps": 9, "interval_s": 2, "accuracy_m": 8, "battery_pct": 80},
-			{"device": demoProtected, "path": [][]float64{{10.757, 59.9115}}, "interval_s": 5, "accuracy_m": 10, "battery_pct": 95},
+			{"device": demoProtected, "path": [][]float64{{10.7553, 59.9115}}, "interval_s": 5, "accuracy_m": 10, "battery_pct": 95},
 		},
 	}
 	b, _ := json.Marshal(cfg)
@@ -159,6 +159,12 @@ func runDev(out io.Writer, configPath, dataDir, apiListen, pluginDir string, res
 			fmt.Fprintln(out, FormatTransition(it.Change.Alarm, it.Change.Transition, it.Change.ActivePolice))
 		}
 	}()
+	ctx, cancelWait := context.WithTimeout(context.Background(), 30*time.Second)
+	err = n.WaitLeader(ctx)
+	cancelWait()
+	if err != nil {
+		return fmt.Errorf("no leader: %w", err)
+	}
 	if demo {
 		if err := ensureDemoOrder(n); err != nil {
 			return err

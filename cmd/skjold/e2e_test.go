@@ -522,3 +522,82 @@ func TestRefusesADamagedDataDirectory(t *testing.T) {
 		})
 	}
 }
+
+func TestCLIVerbs(t *testing.T) {
+	dir := t.TempDir()
+	api := freeAddr(t)
+	p := startAgent(t, writeConfig(t, dir, api, ""), api)
+	orderFile := filepath.Join(dir, "order.json")
+	os.WriteFile(orderFile, []byte(e2eOrder), 0o600)
+	cli := func(args ...string) (string, error) {
+		cmd := exec.Command(filepath.Join(binDir, "skjold"), append([]string{"--addr", p.base, "--user", "operator-7"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	mustCLI := func(want string, args ...string) string {
+		t.Helper()
+		out, err := cli(args...)
+		if err != nil || !strings.Contains(out, want) {
+			t.Fatalf("skjold %s: %v\n%s\nwant %q", strings.Join(args, " "), err, out, want)
+		}
+		return out
+	}
+	mustCLI(`"id": "ord-e2e"`, "order", "create", "-f", orderFile)
+	out, err := cli("order", "create", "-f", orderFile)
+	if err == nil || !strings.Contains(out, "409 conflict") {
+		t.Fatalf("second create: %v %s", err, out)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(strings.Replace(e2eOrder, `"kind": "exclusion"`, `"kind": "nope"`, 1)), 0o600)
+	if out, err := cli("order", "create", "-f", bad); err == nil || !strings.Contains(out, "zones[0].kind") {
+		t.Fatalf("bad order: %v %s", err, out)
+	}
+	mustCLI("ord-e2e", "order", "list")
+	mustCLI(`"reference": "24-123456AST-TOSL/05"`, "order", "show", "ord-e2e")
+	p.call("POST", "/v1/observations", observation("864717003283581", time.Now(), 59.9105, 10.758), nil)
+	out = mustCLI("breach", "alarm", "list")
+	var id string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, " breach ") {
+			id = strings.Fields(line)[0]
+		}
+	}
+	mustCLI("acknowledged by operator-7", "alarm", "ack", id, "--note", "patrol sent")
+	mustCLI("resolved by operator-7", "alarm", "resolve", id, "--reason", "arrested")
+	mustCLI("resolved", "alarm", "list", "--all")
+	mustCLI("59.91050,10.75800", "device", "list")
+	mustCLI(`"role": "offender"`, "device", "show", "864717003283581")
+	mustCLI(`"status": "ok"`, "health")
+	mustCLI("ended", "order", "end", "ord-e2e", "--reason", "lifted")
+	if out, err := cli("device", "show", "864717003283581"); err == nil || !strings.Contains(out, "404") {
+		t.Fatalf("device of an ended order: %v %s", err, out)
+	}
+	mustCLI(`sha256 = "`, "plugin", "hash", filepath.Join(binDir, "skjold-hook-siren"))
+
+	// alarm watch replays from the outbox and prints readable lines.
+	watch := exec.Command(filepath.Join(binDir, "skjold"), "--addr", p.base, "alarm", "watch", "--since", "0")
+	stdout, _ := watch.StdoutPipe()
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { watch.Process.Kill(); watch.Wait() }()
+	sc := bufio.NewScanner(stdout)
+	found := make(chan string, 1)
+	go func() {
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "RESOLVED") && strings.Contains(sc.Text(), id) {
+				found <- sc.Text()
+				return
+			}
+		}
+		close(found)
+	}()
+	select {
+	case line, ok := <-found:
+		if !ok || !strings.Contains(line, "by operator-7") {
+			t.Fatalf("watch line %q", line)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("alarm watch printed no resolution")
+	}
+}

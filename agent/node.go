@@ -234,6 +234,11 @@ func (n *Node) Observations(ctx context.Context, driver string, obs []device.Obs
 	if err != nil {
 		return err
 	}
+	// A driver starts with the node, often before the first election ends: wait for a leader within the
+	// host's deadline rather than refuse the batch.
+	if err := n.raft.WaitLeader(ctx); err != nil {
+		return fmt.Errorf("no leader: %w", err)
+	}
 	res, err := n.Propose(ctx, entry)
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ import (
 	"github.com/skjold-alarm/skjold/plugins/host"
 	pluginpb "github.com/skjold-alarm/skjold/plugins/proto"
 	"github.com/skjold-alarm/skjold/plugins/sdk/serialport/ptypair"
+	"github.com/skjold-alarm/skjold/plugins/shared"
 )
 
 // The real plugin binaries, built once.
@@ -623,6 +624,53 @@ func TestStopEndsEveryProcess(t *testing.T) {
 		}
 	}
 	m.Stop() // idempotent
+}
+
+// processGone reports whether pid has exited (gone, or a zombie nobody reaps, as under a PID 1 that does
+// not reap orphans).
+func processGone(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) S ...: the state follows the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
+}
+
+func TestOrphanedPluginExits(t *testing.T) {
+	// Start a plugin from a shell that exits at once, as if the node had been killed: the plugin is
+	// orphaned and must end by itself instead of running forever.
+	// The shell waits until the plugin has printed its handshake line (it is serving, and knows its
+	// parent), then exits.
+	cookie := "SKJOLD_PLUGIN=" + mustCookie(t)
+	handshake := filepath.Join(t.TempDir(), "handshake")
+	script := `env -i "$1" "$2" </dev/null >"$3" 2>/dev/null & echo $!
+n=0; while [ ! -s "$3" ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done`
+	out, err := exec.Command("/bin/sh", "-c", script, "sh", cookie, bins.env, handshake).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(out), &pid); err != nil || pid <= 0 {
+		t.Fatalf("pid %q: %v", out, err)
+	}
+	if line, _ := os.ReadFile(handshake); !bytes.HasPrefix(line, []byte("1|1|")) {
+		t.Fatalf("the plugin did not start serving: %q", line)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	deadline := time.Now().Add(15 * time.Second)
+	for !processGone(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("orphaned plugin %d still runs", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func mustCookie(t *testing.T) string {
+	t.Helper()
+	return shared.Handshake.MagicCookieValue
 }
 
 func TestNewValidatesSpecs(t *testing.T) {

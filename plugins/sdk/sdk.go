@@ -121,10 +121,36 @@ func Timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
 // shutdownGrace bounds how long ServeDriver waits for Run to return after the host closed the plugin.
 const shutdownGrace = 2 * time.Second
 
-// ServeDriver serves d as a driver plugin. It never returns: the process ends when the host stops it.
+// orphanCheck is how often a plugin checks that the node that started it is still its parent.
+const orphanCheck = time.Second
+
+// exitWhenOrphaned ends the process once its parent is gone (the node crashed or was killed): nothing
+// would ever stop it otherwise, and it would hold its serial port against the node's next start. cleanup
+// runs first, bounded by shutdownGrace.
+func exitWhenOrphaned(cleanup func()) {
+	parent := os.Getppid()
+	go func() {
+		for range time.Tick(orphanCheck) {
+			if os.Getppid() != parent {
+				Logger().Error("the node that started this plugin is gone; exiting", "parent", parent)
+				done := make(chan struct{})
+				go func() { cleanup(); close(done) }()
+				select {
+				case <-done:
+				case <-time.After(shutdownGrace):
+				}
+				os.Exit(3)
+			}
+		}
+	}()
+}
+
+// ServeDriver serves d as a driver plugin. It never returns: the process ends when the host stops it, or
+// when the node that started it is gone.
 func ServeDriver(d Driver) {
 	root, cancel := context.WithCancel(context.Background())
 	srv := newDriverServer(d, root, Logger())
+	exitWhenOrphaned(func() { cancel(); srv.waitRun(shutdownGrace) })
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: shared.Handshake,
 		Plugins:         plugin.PluginSet{shared.KindDriver: &shared.DriverPlugin{Impl: srv}},
@@ -136,9 +162,11 @@ func ServeDriver(d Driver) {
 	os.Exit(0)
 }
 
-// ServeHook serves h as a hook plugin. It never returns: the process ends when the host stops it.
+// ServeHook serves h as a hook plugin. It never returns: the process ends when the host stops it, or when
+// the node that started it is gone.
 func ServeHook(h Hook) {
 	srv := newHookServer(h, Logger())
+	exitWhenOrphaned(func() {})
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: shared.Handshake,
 		Plugins:         plugin.PluginSet{shared.KindHook: &shared.HookPlugin{Impl: srv}},

@@ -143,7 +143,8 @@ func runDev(out io.Writer, configPath, dataDir, apiListen, pluginDir string, res
 		cfg.Hooks[i].Config, _ = json.Marshal(sc)
 		fmt.Fprintf(out, "siren: no relay board configured; a stand-in relay listens on %s\n", relay.Path)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// Alarms, including monitoring faults, are printed below; the log shows only errors.
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	n, err := agent.Start(cfg, log)
 	if err != nil {
 		return err

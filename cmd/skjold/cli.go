@@ -215,32 +215,8 @@ func alarmCmd(c *client) *cobra.Command {
 	}
 	list.Flags().BoolVar(&all, "all", false, "include resolved alarms")
 	list.Flags().StringVar(&orderID, "order", "", "only this order's alarms")
-	var note string
-	ack := &cobra.Command{
-		Use: "ack ID", Short: "Acknowledge an alarm (silences the siren when no other police alarm waits)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var a alarm.Alarm
-			if err := c.post("/v1/alarms/"+url.PathEscape(args[0])+"/ack", api.ByReason{By: c.user, Note: note}, &a); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "alarm %s %s by %s\n", a.ID, a.State, a.Last().By)
-			return nil
-		},
-	}
-	ack.Flags().StringVar(&note, "note", "", "a note for the audit trail")
-	var reason string
-	resolve := &cobra.Command{
-		Use: "resolve ID", Short: "Resolve an alarm", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var a alarm.Alarm
-			if err := c.post("/v1/alarms/"+url.PathEscape(args[0])+"/resolve", api.ByReason{By: c.user, Reason: reason}, &a); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "alarm %s %s by %s\n", a.ID, a.State, a.Last().By)
-			return nil
-		},
-	}
-	resolve.Flags().StringVar(&reason, "reason", "", "why it is resolved")
+	ack := alarmActionCmd(c, "ack", "Acknowledge an alarm (silences the siren when no other police alarm waits)", "note", "a note for the audit trail")
+	resolve := alarmActionCmd(c, "resolve", "Resolve an alarm", "reason", "why it is resolved")
 	var since string
 	watch := &cobra.Command{
 		Use: "watch", Short: "Print alarm transitions as they happen", Args: cobra.NoArgs,
@@ -283,6 +259,28 @@ func alarmCmd(c *client) *cobra.Command {
 	}
 	watch.Flags().StringVar(&since, "since", "", "replay transitions after this event id first")
 	cmd.AddCommand(list, ack, resolve, watch)
+	return cmd
+}
+
+// alarmActionCmd is `alarm ack` or `alarm resolve`: one POST with who acts and why.
+func alarmActionCmd(c *client, verb, short, textFlag, textHelp string) *cobra.Command {
+	var text string
+	cmd := &cobra.Command{
+		Use: verb + " ID", Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := api.ByReason{By: c.user, Note: text}
+			if textFlag == "reason" {
+				body = api.ByReason{By: c.user, Reason: text}
+			}
+			var a alarm.Alarm
+			if err := c.post("/v1/alarms/"+url.PathEscape(args[0])+"/"+verb, body, &a); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "alarm %s %s by %s\n", a.ID, a.State, a.Last().By)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&text, textFlag, "", textHelp)
 	return cmd
 }
 

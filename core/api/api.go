@@ -278,14 +278,9 @@ func (s *Server) byReason(w http.ResponseWriter, r *http.Request) (ByReason, boo
 }
 
 func (s *Server) endOrder(w http.ResponseWriter, r *http.Request) {
-	in, ok := s.byReason(w, r)
-	if !ok {
-		return
-	}
-	entry, err := state.EndOrder(breach.EndOrder{At: s.b.Now(), By: principal(r, in.By), ID: r.PathValue("id"), Reason: in.Reason})
-	if res, ok := s.propose(w, r, entry, err); ok {
-		writeJSON(w, http.StatusOK, res)
-	}
+	s.byReasonEntry(w, r, func(at time.Time, by, text string) ([]byte, error) {
+		return state.EndOrder(breach.EndOrder{At: at, By: by, ID: r.PathValue("id"), Reason: text})
+	})
 }
 
 // ---- observations ----
@@ -401,31 +396,30 @@ func (s *Server) getAlarm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) ackAlarm(w http.ResponseWriter, r *http.Request) {
-	in, ok := s.byReason(w, r)
-	if !ok {
-		return
-	}
-	note := in.Note
-	if note == "" {
-		note = in.Reason
-	}
-	entry, err := state.AckAlarm(breach.AckAlarm{At: s.b.Now(), By: principal(r, in.By), ID: r.PathValue("id"), Note: note})
-	if res, ok := s.propose(w, r, entry, err); ok {
-		writeJSON(w, http.StatusOK, res)
-	}
+	s.byReasonEntry(w, r, func(at time.Time, by, text string) ([]byte, error) {
+		return state.AckAlarm(breach.AckAlarm{At: at, By: by, ID: r.PathValue("id"), Note: text})
+	})
 }
 
 func (s *Server) resolveAlarm(w http.ResponseWriter, r *http.Request) {
+	s.byReasonEntry(w, r, func(at time.Time, by, text string) ([]byte, error) {
+		return state.ResolveAlarm(breach.ResolveAlarm{At: at, By: by, ID: r.PathValue("id"), Reason: text})
+	})
+}
+
+// byReasonEntry serves a request with a ByReason body that becomes one entry; the note or reason,
+// whichever is given, is the entry's text.
+func (s *Server) byReasonEntry(w http.ResponseWriter, r *http.Request, entry func(at time.Time, by, text string) ([]byte, error)) {
 	in, ok := s.byReason(w, r)
 	if !ok {
 		return
 	}
-	reason := in.Reason
-	if reason == "" {
-		reason = in.Note
+	text := in.Note
+	if text == "" {
+		text = in.Reason
 	}
-	entry, err := state.ResolveAlarm(breach.ResolveAlarm{At: s.b.Now(), By: principal(r, in.By), ID: r.PathValue("id"), Reason: reason})
-	if res, ok := s.propose(w, r, entry, err); ok {
+	e, err := entry(s.b.Now(), principal(r, in.By), text)
+	if res, ok := s.propose(w, r, e, err); ok {
 		writeJSON(w, http.StatusOK, res)
 	}
 }

@@ -165,29 +165,14 @@ func (m *Machine) load() error {
 		}
 		m.ev.LoadMeta(meta)
 	}
-	if err := scan(m.db, pOrder, func(k, v []byte) error {
-		var o order.Order
-		if err := json.Unmarshal(v, &o); err != nil {
-			return err
-		}
-		return m.ev.LoadOrder(o)
-	}); err != nil {
+	// Orders before devices (a device names its order), then fixes and alarms.
+	if err := scanJSON(m.db, pOrder, func(_ []byte, o order.Order) error { return m.ev.LoadOrder(o) }); err != nil {
 		return err
 	}
-	if err := scan(m.db, pDevice, func(k, v []byte) error {
-		var st device.State
-		if err := json.Unmarshal(v, &st); err != nil {
-			return err
-		}
-		return m.ev.LoadDevice(st)
-	}); err != nil {
+	if err := scanJSON(m.db, pDevice, func(_ []byte, st device.State) error { return m.ev.LoadDevice(st) }); err != nil {
 		return err
 	}
-	if err := scan(m.db, pFix, func(k, v []byte) error {
-		var f device.Fix
-		if err := json.Unmarshal(v, &f); err != nil {
-			return err
-		}
+	if err := scanJSON(m.db, pFix, func(k []byte, f device.Fix) error {
 		d, _, ok := bytes.Cut(k[len(pFix):], []byte{0})
 		if !ok {
 			return fmt.Errorf("malformed key")
@@ -197,14 +182,7 @@ func (m *Machine) load() error {
 	}); err != nil {
 		return err
 	}
-	if err := scan(m.db, pAlarm, func(k, v []byte) error {
-		var a alarm.Alarm
-		if err := json.Unmarshal(v, &a); err != nil {
-			return err
-		}
-		m.ev.LoadAlarm(a)
-		return nil
-	}); err != nil {
+	if err := scanJSON(m.db, pAlarm, func(_ []byte, a alarm.Alarm) error { m.ev.LoadAlarm(a); return nil }); err != nil {
 		return err
 	}
 	return scan(m.db, pCursor, func(k, v []byte) error {
@@ -261,6 +239,17 @@ func scan(r reader, prefix string, fn func(k, v []byte) error) error {
 		}
 	}
 	return it.Error()
+}
+
+// scanJSON is scan with each value decoded as a T.
+func scanJSON[T any](r reader, prefix string, fn func(k []byte, v T) error) error {
+	return scan(r, prefix, func(k, v []byte) error {
+		var x T
+		if err := json.Unmarshal(v, &x); err != nil {
+			return err
+		}
+		return fn(k, x)
+	})
 }
 
 func prefixEnd(p string) []byte {

@@ -69,10 +69,16 @@ type raftBlock struct {
 }
 
 type evalBlock struct {
-	NoSignalAfter      string `hcl:"no_signal_after,optional"`
-	BatteryLowPct      *int   `hcl:"battery_low_pct,optional"`
-	FixWindow          string `hcl:"fix_window,optional"`
-	ProtectedFixMaxAge string `hcl:"protected_fix_max_age,optional"`
+	NoSignalAfter      string   `hcl:"no_signal_after,optional"`
+	BatteryLowPct      *int     `hcl:"battery_low_pct,optional"`
+	FixWindow          string   `hcl:"fix_window,optional"`
+	ProtectedFixMaxAge string   `hcl:"protected_fix_max_age,optional"`
+	NoFixAfter         string   `hcl:"no_fix_after,optional"`
+	LateAfter          string   `hcl:"late_after,optional"`
+	ApproachLead       string   `hcl:"approach_lead,optional"`
+	PoorAccuracyM      *float64 `hcl:"poor_accuracy_m,optional"`
+	HysteresisM        *float64 `hcl:"hysteresis_m,optional"`
+	ExitFixes          *int     `hcl:"exit_fixes,optional"`
 }
 
 type pluginBlock struct {
@@ -152,6 +158,9 @@ func ParseConfig(filename string, src []byte, base Config) (Config, error) {
 			{"no_signal_after", e.NoSignalAfter, &c.Evaluator.NoSignalAfter},
 			{"fix_window", e.FixWindow, &c.Evaluator.FixWindow},
 			{"protected_fix_max_age", e.ProtectedFixMaxAge, &c.Evaluator.ProtectedFixMaxAge},
+			{"no_fix_after", e.NoFixAfter, &c.Evaluator.NoFixAfter},
+			{"late_after", e.LateAfter, &c.Evaluator.LateAfter},
+			{"approach_lead", e.ApproachLead, &c.Evaluator.ApproachLead},
 		} {
 			if d.src == "" {
 				continue
@@ -161,6 +170,25 @@ func ParseConfig(filename string, src []byte, base Config) (Config, error) {
 				return Config{}, fmt.Errorf("config: %s: evaluator.%s: %q is not a positive duration such as \"5m\"", filename, d.name, d.src)
 			}
 			*d.dst = v
+		}
+		for _, m := range []struct {
+			name string
+			src  *float64
+			dst  *float64
+		}{{"poor_accuracy_m", e.PoorAccuracyM, &c.Evaluator.PoorAccuracyM}, {"hysteresis_m", e.HysteresisM, &c.Evaluator.HysteresisM}} {
+			if m.src == nil {
+				continue
+			}
+			if *m.src < 0 || *m.src > 10000 {
+				return Config{}, fmt.Errorf("config: %s: evaluator.%s: %v is not in [0, 10000] metres", filename, m.name, *m.src)
+			}
+			*m.dst = *m.src
+		}
+		if e.ExitFixes != nil {
+			if *e.ExitFixes < 1 || *e.ExitFixes > 20 {
+				return Config{}, fmt.Errorf("config: %s: evaluator.exit_fixes: %d is not in [1, 20]", filename, *e.ExitFixes)
+			}
+			c.Evaluator.ExitFixes = *e.ExitFixes
 		}
 		if e.BatteryLowPct != nil {
 			if *e.BatteryLowPct < 0 || *e.BatteryLowPct > 95 {

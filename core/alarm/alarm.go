@@ -65,6 +65,17 @@ const (
 	EventEscalated    Event = "escalated"
 )
 
+// Certainty says how sure the evaluator is that a fix is on the wrong side of a boundary.
+type Certainty string
+
+const (
+	// Certain: the whole accuracy circle is on the wrong side, and the fix is not a poor one.
+	Certain Certainty = "certain"
+	// Probable: the reported position is on the wrong side, but its accuracy circle crosses the boundary
+	// (or the fix is too poor to be sure).
+	Probable Certainty = "probable"
+)
+
 // Transition is one step in an alarm's life. Seq starts at 1 and increases by one.
 type Transition struct {
 	Seq   uint32    `json:"seq"`
@@ -92,6 +103,21 @@ type Alarm struct {
 	Position  *device.Fix `json:"position,omitempty"`
 	DistanceM *float64    `json:"distance_m,omitempty"`
 	Message   string      `json:"message"`
+	Certainty Certainty   `json:"certainty,omitempty"`
+	// Late is set when the fix that raised the alarm was reported long after it was taken (a tag that
+	// buffered while out of coverage): nobody should be sent to that position as if it were current.
+	Late    bool    `json:"late,omitempty"`
+	LateByS float64 `json:"late_by_s,omitempty"`
+	// ETAS and ClosingMps describe an approach: seconds until the offender reaches the zone or person
+	// at the closing speed seen on the recent track.
+	ETAS       *float64 `json:"eta_s,omitempty"`
+	ClosingMps *float64 `json:"closing_speed_mps,omitempty"`
+	// Breaches30d counts breaches of the same order in the 30 days before this alarm was raised or
+	// updated; repetition raises the severity of lesser alarms.
+	Breaches30d int `json:"breaches_30d,omitempty"`
+	// ExitStreak counts fixes in a row clearly outside the condition while it is active; the alarm is
+	// restored when it reaches the configured count (hysteresis).
+	ExitStreak int `json:"exit_streak,omitempty"`
 	// Evidence holds the fixes that caused or updated the alarm.
 	Evidence    []device.Fix `json:"evidence,omitempty"`
 	Transitions []Transition `json:"transitions"`

@@ -26,6 +26,18 @@ type Config struct {
 	FixWindow          time.Duration // how long a fix is kept for the track when it causes no alarm
 	ProtectedFixMaxAge time.Duration // an older protected-unit fix is not used for the dynamic zone
 	EvidenceMax        int           // fixes kept on one alarm
+	EvidenceBefore     time.Duration // track kept as evidence from before the fix that raised an alarm
+	NoFixAfter         time.Duration // reports without a position for this long raise no_fix
+	PoorAccuracyM      float64       // a fix less accurate than this never raises a certain alarm
+	HysteresisM        float64       // how far beyond a boundary a fix must be to count as out
+	ExitFixes          int           // fixes in a row beyond the margin that restore an alarm
+	LateAfter          time.Duration // a fix reported this long after it was taken makes its alarm late
+	ApproachLead       time.Duration // default lead time of approach alarms (an order may set its own)
+	ApproachWindow     time.Duration // how far back the track is read for the closing speed
+	ApproachMinSpan    time.Duration // the shortest track span a closing speed is computed over
+	ApproachMinSpeed   float64       // closing speeds below this (m/s) are not an approach
+	RepetitionWindow   time.Duration // breaches of an order counted for repetition
+	RepetitionEscalate int           // from this many breaches in the window, lesser alarms are critical
 }
 
 // DefaultConfig is used where the configuration says nothing.
@@ -37,6 +49,18 @@ func DefaultConfig() Config {
 		FixWindow:          10 * time.Minute,
 		ProtectedFixMaxAge: 5 * time.Minute,
 		EvidenceMax:        50,
+		EvidenceBefore:     5 * time.Minute,
+		NoFixAfter:         10 * time.Minute,
+		PoorAccuracyM:      100,
+		HysteresisM:        15,
+		ExitFixes:          2,
+		LateAfter:          2 * time.Minute,
+		ApproachLead:       10 * time.Minute,
+		ApproachWindow:     2 * time.Minute,
+		ApproachMinSpan:    20 * time.Second,
+		ApproachMinSpeed:   0.5,
+		RepetitionWindow:   30 * 24 * time.Hour,
+		RepetitionEscalate: 3,
 	}
 }
 
@@ -60,13 +84,14 @@ type Effects struct {
 	Devices        []string
 	DevicesDeleted []string
 	Alarms         []string
+	Repeats        []string // orders whose breach history changed
 	FixesAdded     []StoredFix
 	FixesDeleted   []StoredFix
 	Accepted       int // observations from bound devices
 	Dropped        int // observations from devices bound to no order
 	Late           int // fixes older than the device's latest fix
 
-	dirtyOrders, dirtyDevices, deletedDevices, dirtyAlarms map[string]struct{}
+	dirtyOrders, dirtyDevices, deletedDevices, dirtyAlarms, dirtyRepeats map[string]struct{}
 }
 
 func newEffects() *Effects {
@@ -75,6 +100,7 @@ func newEffects() *Effects {
 		dirtyDevices:   map[string]struct{}{},
 		deletedDevices: map[string]struct{}{},
 		dirtyAlarms:    map[string]struct{}{},
+		dirtyRepeats:   map[string]struct{}{},
 	}
 }
 
@@ -83,6 +109,7 @@ func (fx *Effects) finish() {
 	fx.Devices = sortedKeys(fx.dirtyDevices)
 	fx.DevicesDeleted = sortedKeys(fx.deletedDevices)
 	fx.Alarms = sortedKeys(fx.dirtyAlarms)
+	fx.Repeats = sortedKeys(fx.dirtyRepeats)
 }
 
 func sortedKeys(m map[string]struct{}) []string {
@@ -124,6 +151,7 @@ type Evaluator struct {
 	tracks       map[string][]device.Fix
 	alarms       map[string]*alarm.Alarm
 	open         map[condKey]string
+	repeats      map[string][]time.Time // per order: when its breaches were raised, within the window
 	activePolice int
 	fx           *Effects
 }
@@ -137,6 +165,7 @@ func New(cfg Config) *Evaluator {
 		tracks:  map[string][]device.Fix{},
 		alarms:  map[string]*alarm.Alarm{},
 		open:    map[condKey]string{},
+		repeats: map[string][]time.Time{},
 	}
 }
 
@@ -292,13 +321,19 @@ func (e *Evaluator) unbind(d string) {
 
 // ---- Observations ----
 
-// Observe applies a batch of device reports.
+// Observe applies a batch of device reports, in fix-time order (a tag that buffered while out of
+// coverage sends its fixes late and in bulk; evidence must read in the order things happened).
 // It returns how many came from bound devices and how many were dropped (from devices bound to no order).
 func (e *Evaluator) Observe(in Observations) (accepted, dropped int) {
 	e.advance(in.At)
 	fx := e.effects()
-	for i := range in.Obs {
-		o := &in.Obs[i]
+	obs := in.Obs
+	if !sort.SliceIsSorted(obs, func(i, j int) bool { return obs[i].Time.Before(obs[j].Time) }) {
+		obs = slices.Clone(obs)
+		sort.SliceStable(obs, func(i, j int) bool { return obs[i].Time.Before(obs[j].Time) })
+	}
+	for i := range obs {
+		o := &obs[i]
 		st, ok := e.devices[o.Device]
 		if !ok {
 			dropped++
@@ -324,7 +359,7 @@ func (e *Evaluator) observe(st *device.State, o *device.Observation, at time.Tim
 	c := e.orders[st.OrderID]
 	inForce := c.order.InForce(at)
 	if inForce {
-		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoSignal}, false, nil, at, nil, nil, noMessage)
+		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoSignal}, signal{clear: true, at: at})
 	}
 	latest := st.LastFix == nil || !o.Time.Before(st.LastFix.Time)
 	if latest {
@@ -350,6 +385,9 @@ func (e *Evaluator) observe(st *device.State, o *device.Observation, at time.Tim
 	e.keepFix(st.Device, f)
 	if !latest {
 		fx.Late++
+		if inForce && st.Role == device.Offender {
+			e.lateBreaches(c, st, f, at)
+		}
 		return
 	}
 	st.LastFix = &f
@@ -357,6 +395,7 @@ func (e *Evaluator) observe(st *device.State, o *device.Observation, at time.Tim
 	if !inForce {
 		return
 	}
+	e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoFix}, signal{clear: true, at: at})
 	if st.Role == device.Offender {
 		e.evaluateZones(c, st, at)
 	}
@@ -373,15 +412,15 @@ func (e *Evaluator) keepFix(d string, f device.Fix) {
 }
 
 func (e *Evaluator) deviceConditions(c *compiledOrder, st *device.State, at time.Time) {
-	e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.Tamper}, st.Strap == device.StrapOpen,
-		nil, at, st.LastFix, nil, func() string { return fmt.Sprintf("%s: strap or case opened", describe(st)) })
+	open := st.Strap == device.StrapOpen
+	e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.Tamper}, signal{
+		active: open, clear: !open, at: at, fix: st.LastFix,
+		msg: func() string { return fmt.Sprintf("%s: strap or case opened", describe(st)) }})
 	if st.BatteryPct != nil {
-		low := *st.BatteryPct <= e.cfg.BatteryLowPct
-		restore := *st.BatteryPct >= e.cfg.BatteryRestorePct
-		k := condKey{order: c.order.ID, device: st.Device, kind: alarm.BatteryLow}
-		if low || restore {
-			e.condition(k, low, nil, at, st.LastFix, nil, func() string { return fmt.Sprintf("%s: battery at %d %%", describe(st), *st.BatteryPct) })
-		}
+		pct := *st.BatteryPct
+		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.BatteryLow}, signal{
+			active: pct <= e.cfg.BatteryLowPct, clear: pct >= e.cfg.BatteryRestorePct, at: at, fix: st.LastFix,
+			msg: func() string { return fmt.Sprintf("%s: battery at %d %%", describe(st), pct) }})
 	}
 }
 
@@ -389,36 +428,140 @@ func describe(st *device.State) string {
 	return fmt.Sprintf("%s %s", st.Role, st.Device)
 }
 
+// certainty grades a signed distance (negative = on the wrong side) given the fix's accuracy radius.
+func (e *Evaluator) certainty(wrongSide, acc float64) alarm.Certainty {
+	if wrongSide+acc <= 0 && acc <= e.cfg.PoorAccuracyM {
+		return alarm.Certain
+	}
+	return alarm.Probable
+}
+
+// lateness is how long after it was taken a fix was reported, when that is long enough to matter.
+func (e *Evaluator) lateness(f *device.Fix, at time.Time) time.Duration {
+	if d := at.Sub(f.Time); d > e.cfg.LateAfter {
+		return d
+	}
+	return 0
+}
+
+func (c *compiledOrder) lead(cfg Config) time.Duration {
+	if c.order.ApproachLeadS > 0 {
+		return time.Duration(c.order.ApproachLeadS) * time.Second
+	}
+	return cfg.ApproachLead
+}
+
+// closing estimates how fast the offender closes in on something from the recent track: it compares the
+// current distance with the distance at the most recent fix at least ApproachMinSpan old (and within
+// ApproachWindow), so a turn away shows at once. dist gives the distance from a past fix. ok is false
+// without enough track.
+func (e *Evaluator) closing(track []device.Fix, cur *device.Fix, now float64, dist func(device.Fix) float64) (speed float64, ok bool) {
+	from := cur.Time.Add(-e.cfg.ApproachWindow)
+	for i := len(track) - 1; i >= 0; i-- {
+		old := track[i]
+		if old.Time.Before(from) {
+			return 0, false
+		}
+		span := cur.Time.Sub(old.Time)
+		if span < e.cfg.ApproachMinSpan {
+			continue
+		}
+		return (dist(old) - now) / span.Seconds(), true
+	}
+	return 0, false
+}
+
+// approach raises an approach alarm while the offender would reach the target within the order's lead
+// time at the closing speed seen on the track.
+func (e *Evaluator) approach(c *compiledOrder, st *device.State, subject string, at time.Time, d float64, closing float64, ok bool, what string) {
+	lead := c.lead(e.cfg).Seconds()
+	active, clear := false, true
+	var eta float64
+	if ok && d > 0 && closing >= e.cfg.ApproachMinSpeed {
+		eta = d / closing
+		active = eta <= lead
+		clear = eta > lead*1.25
+	}
+	e.condition(condKey{order: c.order.ID, device: st.Device, subject: subject, kind: alarm.Approach}, signal{
+		active: active, clear: clear, hyst: true, spec: &alarmSpec{zone: subject}, at: at, fix: st.LastFix,
+		dist: &d, eta: &eta, closingMps: &closing,
+		msg: func() string {
+			return fmt.Sprintf("offender %s is approaching %s: %s away, closing at %.1f m/s, about %s", st.Device, what, metres(d), closing, (time.Duration(eta) * time.Second).Round(time.Second))
+		}})
+}
+
 // evaluateZones checks the offender's latest fix against the order's zones.
 func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Time) {
 	f := st.LastFix
 	p := c.proj.Forward(geo.LatLon{Lat: f.Lat, Lon: f.Lon})
+	late := e.lateness(f, at)
+	track := e.tracks[st.Device]
+	margin := e.cfg.HysteresisM
 	for i := range c.zones {
 		z := &c.zones[i]
 		applies := z.zone.Schedule.Applies(at)
 		d := z.shape.SignedDistance(p)
 		dist := &d
+		spec := &alarmSpec{zone: z.zone.ID}
 		switch z.zone.Kind {
 		case order.Exclusion:
-			inside := applies && d <= 0
-			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Breach}, inside,
-				&alarmSpec{zone: z.zone.ID}, at, f, dist, func() string {
+			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Breach}, signal{
+				active: applies && d <= 0, clear: !applies || d > margin, hyst: true, spec: spec, at: at, fix: f, dist: dist,
+				certainty: e.certainty(d, f.AccuracyM), late: late,
+				msg: func() string {
 					return fmt.Sprintf("offender %s is %s inside exclusion zone %s", st.Device, metres(-d), z.zone.ID)
-				})
+				}})
 			if z.zone.WarningM > 0 {
-				near := applies && d <= z.zone.WarningM
-				e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Warning}, near,
-					&alarmSpec{zone: z.zone.ID}, at, f, dist, func() string {
+				e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Warning}, signal{
+					active: applies && d <= z.zone.WarningM, clear: !applies || d > z.zone.WarningM+margin, hyst: true,
+					spec: spec, at: at, fix: f, dist: dist, certainty: e.certainty(d-z.zone.WarningM, f.AccuracyM), late: late,
+					msg: func() string {
 						return fmt.Sprintf("offender %s is %s from exclusion zone %s", st.Device, metres(d), z.zone.ID)
-					})
+					}})
+			}
+			if applies && d > 0 && d <= c.lead(e.cfg).Seconds()*maxSpeed {
+				closing, ok := e.closing(track, f, d, func(old device.Fix) float64 {
+					return z.shape.SignedDistance(c.proj.Forward(geo.LatLon{Lat: old.Lat, Lon: old.Lon}))
+				})
+				e.approach(c, st, z.zone.ID, at, d, closing, ok, "exclusion zone "+z.zone.ID)
+			} else {
+				e.approach(c, st, z.zone.ID, at, d, 0, false, "")
 			}
 		case order.Inclusion:
-			outside := applies && d > 0
-			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.InclusionBreach}, outside,
-				&alarmSpec{zone: z.zone.ID}, at, f, dist, func() string {
+			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.InclusionBreach}, signal{
+				active: applies && d > 0, clear: !applies || d < -margin, hyst: true, spec: spec, at: at, fix: f, dist: dist,
+				certainty: e.certainty(-d, f.AccuracyM), late: late,
+				msg: func() string {
 					return fmt.Sprintf("offender %s is %s outside zone %s where they must stay", st.Device, metres(d), z.zone.ID)
-				})
+				}})
 		}
+	}
+}
+
+// maxSpeed bounds how far away (lead time × this, m/s) an approach is looked for.
+const maxSpeed = 40.0
+
+// lateBreaches evaluates a fix older than the device's latest one: it cannot change where the offender
+// is now, but a breach it shows is raised as a late alarm, already restored, for the evidence.
+func (e *Evaluator) lateBreaches(c *compiledOrder, st *device.State, f device.Fix, at time.Time) {
+	p := c.proj.Forward(geo.LatLon{Lat: f.Lat, Lon: f.Lon})
+	for i := range c.zones {
+		z := &c.zones[i]
+		if z.zone.Kind != order.Exclusion || !z.zone.Schedule.Applies(f.Time) {
+			continue
+		}
+		d := z.shape.SignedDistance(p)
+		if d > 0 {
+			continue
+		}
+		fix := f
+		a := e.newAlarm(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Breach}, &alarmSpec{zone: z.zone.ID}, at,
+			fmt.Sprintf("late report: offender %s was %s inside exclusion zone %s at %s", st.Device, metres(-d), z.zone.ID, f.Time.UTC().Format(time.RFC3339)))
+		a.Active = false
+		a.Certainty = e.certainty(d, f.AccuracyM)
+		a.Late, a.LateByS = true, at.Sub(f.Time).Seconds()
+		e.setPosition(a, &fix, &d)
+		e.transition(a, alarm.Raised, alarm.EventRaised, at, "evaluator", "late fix")
 	}
 }
 
@@ -432,24 +575,42 @@ func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
 	if off == nil || off.LastFix == nil {
 		return
 	}
+	margin := e.cfg.HysteresisM
+	offLL := geo.LatLon{Lat: off.LastFix.Lat, Lon: off.LastFix.Lon}
+	late := e.lateness(off.LastFix, at)
 	for _, p := range c.order.Protected {
 		pst := e.devices[p.Device]
 		if pst == nil || pst.LastFix == nil {
 			continue
 		}
 		subject := "dynamic:" + p.Device
+		spec := &alarmSpec{zone: subject}
+		// A protected unit's old fix is not trusted: it raises no_fix on ticks instead.
 		fresh := absDur(off.LastFix.Time.Sub(pst.LastFix.Time)) <= e.cfg.ProtectedFixMaxAge
-		d := geo.Distance(geo.LatLon{Lat: off.LastFix.Lat, Lon: off.LastFix.Lon}, geo.LatLon{Lat: pst.LastFix.Lat, Lon: pst.LastFix.Lon})
-		dist := &d
-		e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.DynamicBreach}, fresh && d <= dz.RadiusM,
-			&alarmSpec{zone: subject}, at, off.LastFix, dist, func() string {
+		pLL := geo.LatLon{Lat: pst.LastFix.Lat, Lon: pst.LastFix.Lon}
+		d := geo.Distance(offLL, pLL)
+		acc := off.LastFix.AccuracyM + pst.LastFix.AccuracyM
+		e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.DynamicBreach}, signal{
+			active: fresh && d <= dz.RadiusM, clear: !fresh || d > dz.RadiusM+margin, hyst: true, spec: spec, at: at,
+			fix: off.LastFix, dist: &d, certainty: e.certainty(d-dz.RadiusM, acc), late: late,
+			msg: func() string {
 				return fmt.Sprintf("offender %s is %s from protected person %s (limit %s)", off.Device, metres(d), p.Device, metres(dz.RadiusM))
-			})
+			}})
 		if dz.WarningM > 0 {
-			e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.Warning}, fresh && d <= dz.WarningM,
-				&alarmSpec{zone: subject}, at, off.LastFix, dist, func() string {
+			e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.Warning}, signal{
+				active: fresh && d <= dz.WarningM, clear: !fresh || d > dz.WarningM+margin, hyst: true, spec: spec, at: at,
+				fix: off.LastFix, dist: &d, certainty: e.certainty(d-dz.WarningM, acc), late: late,
+				msg: func() string {
 					return fmt.Sprintf("offender %s is %s from protected person %s (warning at %s)", off.Device, metres(d), p.Device, metres(dz.WarningM))
-				})
+				}})
+		}
+		if fresh && d > dz.RadiusM && d-dz.RadiusM <= c.lead(e.cfg).Seconds()*maxSpeed {
+			closing, ok := e.closing(e.tracks[off.Device], off.LastFix, d-dz.RadiusM, func(old device.Fix) float64 {
+				return geo.Distance(geo.LatLon{Lat: old.Lat, Lon: old.Lon}, pLL) - dz.RadiusM
+			})
+			e.approach(c, off, subject, at, d-dz.RadiusM, closing, ok, "protected person "+p.Device)
+		} else {
+			e.approach(c, off, subject, at, d-dz.RadiusM, 0, false, "")
 		}
 	}
 }
@@ -470,8 +631,8 @@ func metres(d float64) string {
 
 // ---- Ticks ----
 
-// Tick advances the log's clock and fires timers: orders that expire, tags that fall silent, schedules
-// that open or close, fixes that leave the track window.
+// Tick advances the log's clock and fires timers: orders that expire, tags that fall silent or lose
+// their fix, schedules that open or close, fixes that leave the track window.
 func (e *Evaluator) Tick(in Tick) {
 	e.advance(in.At)
 	now := e.meta.Now
@@ -496,17 +657,7 @@ func (e *Evaluator) Tick(in Tick) {
 		st := e.devices[d]
 		c := e.orders[st.OrderID]
 		if c.order.InForce(now) {
-			since := st.LastSeen
-			if since.IsZero() || since.Before(c.order.ValidFrom) {
-				since = laterOf(st.BoundAt, c.order.ValidFrom)
-			}
-			silent := now.Sub(since) >= e.cfg.NoSignalAfter
-			k := condKey{order: c.order.ID, device: d, kind: alarm.NoSignal}
-			if silent {
-				e.condition(k, true, nil, now, st.LastFix, nil, func() string {
-					return fmt.Sprintf("%s: no report for %s", describe(st), now.Sub(since).Truncate(time.Second))
-				})
-			}
+			e.silence(c, st, now)
 		}
 		t := e.tracks[d]
 		n := 0
@@ -517,6 +668,39 @@ func (e *Evaluator) Tick(in Tick) {
 		if n > 0 {
 			e.tracks[d] = slices.Delete(t, 0, n)
 		}
+	}
+}
+
+// silence raises no_signal for a device that stopped reporting, and no_fix for one that reports without
+// a usable position: a protected unit whose fix is too old to check the dynamic zone, or any device
+// without a fix for NoFixAfter.
+func (e *Evaluator) silence(c *compiledOrder, st *device.State, now time.Time) {
+	since := st.LastSeen
+	if since.IsZero() || since.Before(c.order.ValidFrom) {
+		since = laterOf(st.BoundAt, c.order.ValidFrom)
+	}
+	if now.Sub(since) >= e.cfg.NoSignalAfter {
+		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoSignal}, signal{active: true, at: now, fix: st.LastFix,
+			msg: func() string { return fmt.Sprintf("%s: no report for %s", describe(st), now.Sub(since).Truncate(time.Second)) }})
+		return
+	}
+	limit := e.cfg.NoFixAfter
+	if st.Role == device.Protected && c.order.DynamicZone != nil {
+		limit = e.cfg.ProtectedFixMaxAge
+	}
+	fixAt := laterOf(st.BoundAt, c.order.ValidFrom)
+	if st.LastFix != nil {
+		fixAt = st.LastFix.Time
+	}
+	if now.Sub(fixAt) >= limit {
+		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoFix}, signal{active: true, at: now, fix: st.LastFix,
+			msg: func() string {
+				m := fmt.Sprintf("%s: no position for %s", describe(st), now.Sub(fixAt).Truncate(time.Second))
+				if st.Role == device.Protected && c.order.DynamicZone != nil {
+					m += "; the dynamic zone cannot be checked"
+				}
+				return m
+			}})
 	}
 }
 
@@ -533,13 +717,12 @@ func laterOf(a, b time.Time) time.Time {
 func (e *Evaluator) PluginState(in PluginState) {
 	e.advance(in.At)
 	subject := fmt.Sprintf("plugin:%s/%s", in.Node, in.Name)
-	msg := func() string {
-		return fmt.Sprintf("%s plugin %s on %s is down: %s", in.Kind, in.Name, in.Node, in.Reason)
-	}
+	msg := func() string { return fmt.Sprintf("%s plugin %s on %s is down: %s", in.Kind, in.Name, in.Node, in.Reason) }
 	if in.Up {
 		msg = func() string { return fmt.Sprintf("%s plugin %s on %s is running again", in.Kind, in.Name, in.Node) }
 	}
-	e.condition(condKey{subject: subject, kind: alarm.MonitoringFault}, !in.Up, &alarmSpec{subject: subject}, in.At, nil, nil, msg)
+	e.condition(condKey{subject: subject, kind: alarm.MonitoringFault}, signal{
+		active: !in.Up, clear: in.Up, spec: &alarmSpec{subject: subject}, at: in.At, msg: msg})
 }
 
 // ---- Alarm lifecycle ----
@@ -579,12 +762,6 @@ func (e *Evaluator) Resolve(in ResolveAlarm) (*alarm.Alarm, error) {
 	return &out, nil
 }
 
-func noMessage() string { return "" }
-
-type alarmSpec struct {
-	zone, subject string
-}
-
 // kindInfo gives each kind its class and base severity.
 var kindInfo = map[alarm.Kind]struct {
 	class    alarm.Class
@@ -603,54 +780,165 @@ var kindInfo = map[alarm.Kind]struct {
 	alarm.MonitoringFault: {alarm.Technical, alarm.Critical},
 }
 
+// isBreach reports whether an alarm kind counts for repetition.
+func isBreach(k alarm.Kind) bool {
+	return k == alarm.Breach || k == alarm.DynamicBreach || k == alarm.InclusionBreach
+}
+
+// signal is one observation of a condition.
+type signal struct {
+	active bool // the condition holds
+	clear  bool // the condition clearly does not hold (beyond any margin); ignored when active
+	hyst   bool // restoring needs ExitFixes clear signals in a row; otherwise one clear signal restores
+	spec   *alarmSpec
+	at     time.Time
+	fix    *device.Fix
+	dist   *float64
+
+	certainty       alarm.Certainty
+	late            time.Duration
+	eta, closingMps *float64
+	msg             func() string
+}
+
 // condition reconciles a condition with its open alarm: raise when it starts, update while it lasts,
-// restore when it ends. Only the start and the end are transitions; updates refresh the position.
-func (e *Evaluator) condition(k condKey, active bool, spec *alarmSpec, at time.Time, f *device.Fix, dist *float64, msg func() string) {
+// restore when it has clearly ended (with hysteresis where the signal asks for it). Only the start, a
+// return, a rise in certainty and the end are transitions; other updates refresh the position.
+func (e *Evaluator) condition(k condKey, s signal) {
 	id, isOpen := e.open[k]
 	if !isOpen {
-		if !active {
+		if !s.active {
 			return
 		}
-		e.meta.AlarmSeq++
-		info := kindInfo[k.kind]
-		a := &alarm.Alarm{
-			ID:       fmt.Sprintf("alm-%08d", e.meta.AlarmSeq),
-			OrderID:  k.order,
-			Kind:     k.kind,
-			Class:    info.class,
-			Severity: info.severity,
-			Active:   true,
-			Device:   k.device,
-			RaisedAt: at,
-			Message:  msg(),
-		}
-		if spec != nil {
-			a.ZoneID, a.Subject = spec.zone, spec.subject
-		}
-		e.setPosition(a, f, dist)
-		e.alarms[a.ID] = a
+		a := e.newAlarm(k, s.spec, s.at, s.msg())
+		e.apply(a, s)
 		e.open[k] = a.ID
-		e.transition(a, alarm.Raised, alarm.EventRaised, at, "evaluator", "")
+		e.transition(a, alarm.Raised, alarm.EventRaised, s.at, "evaluator", "")
 		return
 	}
 	a := e.alarms[id]
 	switch {
-	case active && !a.Active:
-		a.Active = true
-		a.Message = msg()
-		e.setPosition(a, f, dist)
-		e.transition(a, a.State, alarm.EventUpdated, at, "evaluator", "condition returned")
-	case active:
-		if f != nil && (a.Position == nil || !f.Time.Equal(a.Position.Time)) {
-			a.Message = msg()
-			e.setPosition(a, f, dist)
+	case s.active && !a.Active:
+		a.Active, a.ExitStreak, a.Message = true, 0, s.msg()
+		e.apply(a, s)
+		e.transition(a, a.State, alarm.EventUpdated, s.at, "evaluator", "condition returned")
+	case s.active:
+		upgrade := a.Certainty == alarm.Probable && s.certainty == alarm.Certain
+		moved := s.fix != nil && (a.Position == nil || !s.fix.Time.Equal(a.Position.Time))
+		if moved || upgrade || a.ExitStreak != 0 {
+			a.ExitStreak, a.Message = 0, s.msg()
+			e.apply(a, s)
 			e.effects().dirtyAlarms[a.ID] = struct{}{}
 		}
-	case a.Active:
-		a.Active = false
-		e.setPosition(a, f, dist)
-		e.transition(a, a.State, alarm.EventRestored, at, "evaluator", msg())
+		if upgrade {
+			e.transition(a, a.State, alarm.EventUpdated, s.at, "evaluator", "now certain")
+		}
+	case a.Active && s.clear:
+		a.ExitStreak++
+		if !s.hyst || a.ExitStreak >= e.cfg.ExitFixes {
+			a.Active, a.ExitStreak = false, 0
+			e.setPosition(a, s.fix, s.dist)
+			note := ""
+			if s.msg != nil {
+				note = s.msg()
+			}
+			e.transition(a, a.State, alarm.EventRestored, s.at, "evaluator", note)
+			return
+		}
+		e.setPosition(a, s.fix, s.dist)
+		e.effects().dirtyAlarms[a.ID] = struct{}{}
+	case a.Active && a.ExitStreak != 0:
+		// Between the boundary and the margin: neither in nor clearly out; start counting again.
+		a.ExitStreak = 0
+		e.effects().dirtyAlarms[a.ID] = struct{}{}
 	}
+}
+
+// newAlarm creates an alarm (not yet indexed or transitioned), with severity raised by repetition.
+func (e *Evaluator) newAlarm(k condKey, spec *alarmSpec, at time.Time, msg string) *alarm.Alarm {
+	e.meta.AlarmSeq++
+	info := kindInfo[k.kind]
+	a := &alarm.Alarm{
+		ID:       fmt.Sprintf("alm-%08d", e.meta.AlarmSeq),
+		OrderID:  k.order,
+		Kind:     k.kind,
+		Class:    info.class,
+		Severity: info.severity,
+		Active:   true,
+		Device:   k.device,
+		RaisedAt: at,
+		Message:  msg,
+	}
+	if spec != nil {
+		a.ZoneID, a.Subject = spec.zone, spec.subject
+	}
+	if k.order != "" {
+		a.Breaches30d = e.countBreaches(k.order, at, isBreach(k.kind))
+		if a.Class == alarm.Police && a.Breaches30d >= e.cfg.RepetitionEscalate {
+			a.Severity = alarm.Critical
+		}
+	}
+	e.alarms[a.ID] = a
+	return a
+}
+
+// countBreaches returns the order's breaches in the repetition window before at, recording a new one
+// when add is set.
+func (e *Evaluator) countBreaches(orderID string, at time.Time, add bool) int {
+	times := e.repeats[orderID]
+	from := at.Add(-e.cfg.RepetitionWindow)
+	n := 0
+	for n < len(times) && times[n].Before(from) {
+		n++
+	}
+	changed := n > 0
+	times = times[n:]
+	if add {
+		times = append(times, at)
+		changed = true
+	}
+	if changed {
+		e.repeats[orderID] = times
+		e.effects().dirtyRepeats[orderID] = struct{}{}
+	}
+	return len(times)
+}
+
+// apply copies a signal's details onto its alarm.
+func (e *Evaluator) apply(a *alarm.Alarm, s signal) {
+	// Certainty only rises while an alarm lasts: a noisy fix must not make a certain breach doubtful.
+	if a.Certainty == "" || s.certainty == alarm.Certain {
+		a.Certainty = s.certainty
+	}
+	if s.late > 0 {
+		a.Late, a.LateByS = true, math.Round(s.late.Seconds())
+	} else if s.fix != nil {
+		a.Late, a.LateByS = false, 0
+	}
+	if s.eta != nil {
+		eta, cl := math.Round(*s.eta), math.Round(*s.closingMps*10)/10
+		a.ETAS, a.ClosingMps = &eta, &cl
+	}
+	first := len(a.Evidence) == 0
+	e.setPosition(a, s.fix, s.dist)
+	if first && s.fix != nil && a.Device != "" {
+		// The track leading up to the alarm is evidence too.
+		var before []device.Fix
+		from := s.fix.Time.Add(-e.cfg.EvidenceBefore)
+		for _, f := range e.tracks[a.Device] {
+			if !f.Time.Before(from) && f.Time.Before(s.fix.Time) {
+				before = append(before, f)
+			}
+		}
+		if n := len(before) + len(a.Evidence); n > e.cfg.EvidenceMax {
+			before = before[n-e.cfg.EvidenceMax:]
+		}
+		a.Evidence = append(before, a.Evidence...)
+	}
+}
+
+type alarmSpec struct {
+	zone, subject string
 }
 
 func (e *Evaluator) setPosition(a *alarm.Alarm, f *device.Fix, dist *float64) {
@@ -666,7 +954,7 @@ func (e *Evaluator) setPosition(a *alarm.Alarm, f *device.Fix, dist *float64) {
 	if n := len(a.Evidence); n == 0 || !a.Evidence[n-1].Time.Equal(p.Time) {
 		a.Evidence = append(a.Evidence, p)
 		if len(a.Evidence) > e.cfg.EvidenceMax {
-			// Keep the first fix (what raised it) and the most recent ones.
+			// Keep the first fix and the most recent ones.
 			a.Evidence = append(a.Evidence[:1], a.Evidence[len(a.Evidence)-e.cfg.EvidenceMax+1:]...)
 		}
 	}
@@ -829,6 +1117,12 @@ func (e *Evaluator) LoadFix(d string, f device.Fix) {
 	i := sort.Search(len(t), func(i int) bool { return t[i].Time.After(f.Time) })
 	e.tracks[d] = slices.Insert(t, i, f)
 }
+
+// Repeats returns when an order's breaches in the repetition window were raised.
+func (e *Evaluator) Repeats(orderID string) []time.Time { return slices.Clone(e.repeats[orderID]) }
+
+// LoadRepeats sets an order's breach history read from the store.
+func (e *Evaluator) LoadRepeats(orderID string, times []time.Time) { e.repeats[orderID] = times }
 
 // LoadAlarm adds an alarm read from the store and rebuilds its index entries.
 func (e *Evaluator) LoadAlarm(a alarm.Alarm) {

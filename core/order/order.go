@@ -96,6 +96,9 @@ type Order struct {
 	Protected   []Party      `json:"protected,omitempty"`
 	DynamicZone *DynamicZone `json:"dynamic_zone,omitempty"`
 	Zones       []Zone       `json:"zones"`
+	// ApproachLeadS is how many seconds before the offender would reach a zone or a protected person an
+	// approach alarm is raised (default 600: police response time is what zones are sized by).
+	ApproachLeadS int `json:"approach_lead_s,omitempty"`
 
 	// Set by Skjold, ignored on input.
 	State     State      `json:"state,omitempty"`

@@ -256,6 +256,9 @@ func (o *Order) Validate() *FieldError {
 			return &FieldError{"dynamic_zone.warning_m", "must be larger than radius_m (it is measured from the protected person)"}
 		}
 	}
+	if o.ApproachLeadS < 0 || o.ApproachLeadS > 7200 {
+		return &FieldError{"approach_lead_s", fmt.Sprintf("%d is not in [0, 7200] seconds", o.ApproachLeadS)}
+	}
 	if len(o.Zones) == 0 && o.DynamicZone == nil {
 		return &FieldError{"zones", "an order needs at least one zone or a dynamic_zone"}
 	}

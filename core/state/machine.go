@@ -35,6 +35,7 @@ const (
 	pMeta    = "m/"
 	pOrder   = "o/"
 	pOutbox  = "x/"
+	pRepeats = "r/"
 	kApplied = "m/applied"
 	kSchema  = "m/schema"
 	kEval    = "m/evaluator"
@@ -183,6 +184,12 @@ func (m *Machine) load() error {
 		return err
 	}
 	if err := scanJSON(m.db, pAlarm, func(_ []byte, a alarm.Alarm) error { m.ev.LoadAlarm(a); return nil }); err != nil {
+		return err
+	}
+	if err := scanJSON(m.db, pRepeats, func(k []byte, ts []time.Time) error {
+		m.ev.LoadRepeats(string(k[len(pRepeats):]), ts)
+		return nil
+	}); err != nil {
 		return err
 	}
 	return scan(m.db, pCursor, func(k, v []byte) error {
@@ -404,6 +411,11 @@ func (m *Machine) write(b *pebble.Batch, fx *breach.Effects, last uint64) ([]Out
 	for _, id := range fx.Alarms {
 		a, _ := m.ev.Alarm(id)
 		if err := put(pAlarm+id, a); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range fx.Repeats {
+		if err := put(pRepeats+id, m.ev.Repeats(id)); err != nil {
 			return nil, err
 		}
 	}

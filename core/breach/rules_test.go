@@ -1,0 +1,222 @@
+package breach
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/skjold-alarm/skjold/core/alarm"
+	"github.com/skjold-alarm/skjold/core/device"
+	"github.com/skjold-alarm/skjold/core/order"
+)
+
+// One degree of latitude is about 111.3 km here; 0.0001° ≈ 11.1 m. The square's southern edge is 59.910.
+
+func firstOf(chs []alarm.Change, k alarm.Kind) *alarm.Alarm {
+	for i := range chs {
+		if chs[i].Alarm.Kind == k {
+			return &chs[i].Alarm
+		}
+	}
+	return nil
+}
+
+func TestCertaintyFromAccuracy(t *testing.T) {
+	cases := []struct {
+		name string
+		lat  float64 // the square spans 59.910–59.911, so its centre is ~55 m from the edges
+		acc  float64
+		want alarm.Certainty
+	}{
+		{"accurate, deep inside", 59.9105, 5, alarm.Certain},
+		{"circle crosses the edge", 59.9101, 30, alarm.Probable},
+		{"poor fix never certain", 59.9105, 150, alarm.Probable},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEval(t, testOrder(square()))
+			a := firstOf(observe(e, fix(offender, t0, c.lat, 10.751, c.acc)), alarm.Breach)
+			if a == nil || a.Certainty != c.want {
+				t.Fatalf("breach = %+v, want certainty %s", a, c.want)
+			}
+		})
+	}
+	// A probable breach that becomes certain says so.
+	e := newEval(t, testOrder(square()))
+	observe(e, fix(offender, t0, 59.9101, 10.751, 30))
+	chs := observe(e, fix(offender, t0.Add(10*time.Second), 59.9105, 10.751, 5))
+	sameEvents(t, "now certain", only(chs, alarm.Breach), ev{alarm.Breach, alarm.EventUpdated})
+	if chs[0].Alarm.Certainty != alarm.Certain || chs[0].Transition.Note != "now certain" {
+		t.Fatalf("%+v", chs[0])
+	}
+}
+
+// Walking along the boundary with GPS noise of ±10 m raises one alarm, not dozens.
+func TestHysteresisAlongTheBoundary(t *testing.T) {
+	e := newEval(t, testOrder(square()))
+	var all []alarm.Change
+	noise := []float64{-8, 6, -3, 9, -10, 4, 7, -6, 10, -2, 5, -9, 8, -4, 3, -7, 10, -5, 2, -10}
+	for i, n := range noise {
+		lat := 59.910 + n/111300
+		all = append(all, observe(e, fix(offender, t0.Add(time.Duration(i)*5*time.Second), lat, 10.7505+float64(i)*0.00005, 8))...)
+	}
+	breaches := only(all, alarm.Breach)
+	// One alarm; at most one update when it becomes certain; never restored and raised again.
+	if len(breaches) == 0 || breaches[0].Transition.Event != alarm.EventRaised || len(breaches) > 2 {
+		t.Fatalf("along the edge: %v", events(breaches))
+	}
+	for _, b := range breaches[1:] {
+		if b.Transition.Event != alarm.EventUpdated || b.Transition.Note != "now certain" || b.Alarm.ID != breaches[0].Alarm.ID {
+			t.Fatalf("along the edge: %v", events(breaches))
+		}
+	}
+	a, _ := e.Alarm(breaches[0].Alarm.ID)
+	if !a.Active {
+		t.Fatal("the breach was restored while the offender walked on the edge")
+	}
+	// Two fixes clearly out (beyond the 15 m margin) end it.
+	observe(e, fix(offender, t0.Add(200*time.Second), 59.9097, 10.751, 8))
+	sameEvents(t, "clearly out", only(observe(e, fix(offender, t0.Add(205*time.Second), 59.9097, 10.751, 8)), alarm.Breach),
+		ev{alarm.Breach, alarm.EventRestored})
+}
+
+func TestApproachBeforeTheZone(t *testing.T) {
+	e := newEval(t, testOrder(square()))
+	// Walking north at ~1.5 m/s from ~1.5 km south; fixes every 10 s. The lead time is 10 minutes, so
+	// the approach alarm comes at about 900 m, long before the 200 m warning.
+	var raised *alarm.Alarm
+	var distAtRaise float64
+	for i := 0; i < 120 && raised == nil; i++ {
+		dist := 1500 - float64(i)*15
+		lat := 59.910 - dist/111300
+		chs := observe(e, fix(offender, t0.Add(time.Duration(i)*10*time.Second), lat, 10.751, 8))
+		if w := firstOf(chs, alarm.Warning); w != nil {
+			t.Fatalf("warning before approach at %.0f m", dist)
+		}
+		if a := firstOf(chs, alarm.Approach); a != nil {
+			raised, distAtRaise = a, dist
+		}
+	}
+	if raised == nil {
+		t.Fatal("no approach alarm")
+	}
+	if distAtRaise > 905 || distAtRaise < 850 || raised.ETAS == nil || *raised.ETAS > 600 || raised.ClosingMps == nil || *raised.ClosingMps < 1.4 || *raised.ClosingMps > 1.6 {
+		t.Fatalf("approach at %.0f m: eta %v closing %v", distAtRaise, raised.ETAS, raised.ClosingMps)
+	}
+	if raised.Class != alarm.Police || raised.ZoneID != "home" {
+		t.Fatalf("approach alarm %+v", raised)
+	}
+	// Standing still far away raises nothing.
+	e2 := newEval(t, testOrder(square()))
+	for i := 0; i < 20; i++ {
+		if chs := observe(e2, fix(offender, t0.Add(time.Duration(i)*10*time.Second), 59.903, 10.751, 8)); len(chs) != 0 {
+			t.Fatalf("stationary offender: %v", events(chs))
+		}
+	}
+}
+
+func TestApproachToAProtectedPerson(t *testing.T) {
+	o := testOrder(square())
+	o.DynamicZone = &order.DynamicZone{RadiusM: 200}
+	o.ApproachLeadS = 120
+	e := newEval(t, o)
+	observe(e, fix(protected, t0, 59.95, 10.80, 5))
+	var got *alarm.Alarm
+	for i := 0; i < 60 && got == nil; i++ {
+		// Driving toward them at 10 m/s from 3 km south.
+		lat := 59.95 - (3000-float64(i)*100)/111300
+		at := t0.Add(time.Duration(i) * 10 * time.Second)
+		observe(e, fix(protected, at, 59.95, 10.80, 5))
+		got = firstOf(observe(e, fix(offender, at, lat, 10.80, 8)), alarm.Approach)
+	}
+	if got == nil || got.ZoneID != "dynamic:"+protected || got.ETAS == nil || *got.ETAS > 120 {
+		t.Fatalf("approach to the protected person: %+v", got)
+	}
+}
+
+func TestLateBatchIsEvaluatedInFixOrderAndMarkedLate(t *testing.T) {
+	e := newEval(t, testOrder(square()))
+	observe(e, fix(offender, t0, 59.900, 10.751, 5))
+	// Out of coverage for ten minutes; the tag then sends its buffer in one batch, newest first.
+	at := t0.Add(15 * time.Minute)
+	batch := []device.Observation{
+		fix(offender, t0.Add(9*time.Minute), 59.9105, 10.751, 5),
+		fix(offender, t0.Add(8*time.Minute), 59.9085, 10.751, 5),
+		fix(offender, t0.Add(7*time.Minute), 59.905, 10.751, 5),
+	}
+	e.Begin()
+	e.Observe(Observations{At: at, Obs: batch})
+	fx := e.Finish()
+	sameEvents(t, "buffered walk in", only(fx.Changes, alarm.Warning, alarm.Breach), ev{alarm.Warning, alarm.EventRaised}, ev{alarm.Breach, alarm.EventRaised})
+	b := firstOf(fx.Changes, alarm.Breach)
+	if !b.Late || b.LateByS != 360 || !b.Position.Time.Equal(t0.Add(9*time.Minute)) {
+		t.Fatalf("breach from a buffered fix: late=%v by %vs at %v", b.Late, b.LateByS, b.Position.Time)
+	}
+	full, _ := e.Alarm(b.ID)
+	if len(full.Evidence) < 3 {
+		t.Fatalf("evidence has %d fixes, want the track before the breach too", len(full.Evidence))
+	}
+	// A current fix inside clears the late mark.
+	observe(e, fix(offender, at, 59.9105, 10.751, 5))
+	if a, _ := e.Alarm(b.ID); a.Late {
+		t.Fatal("still marked late after a current fix")
+	}
+}
+
+func TestRepetitionRaisesSeverity(t *testing.T) {
+	e := newEval(t, testOrder(square()))
+	at := t0
+	var last []alarm.Change
+	for round := 1; round <= 3; round++ {
+		at = at.Add(24 * time.Hour)
+		last = observe(e, fix(offender, at, 59.9105, 10.751, 5))
+		b := firstOf(last, alarm.Breach)
+		if b == nil || b.Breaches30d != round {
+			t.Fatalf("round %d: breach %+v", round, b)
+		}
+		for _, c := range last {
+			e.Begin()
+			e.Resolve(ResolveAlarm{At: at, By: "op", ID: c.Alarm.ID})
+			e.Finish()
+		}
+		observe(e, fix(offender, at.Add(time.Minute), 59.900, 10.751, 5))
+	}
+	if w := firstOf(last, alarm.Warning); w == nil || w.Severity != alarm.Critical {
+		t.Fatalf("warning after three breaches in 30 days: %+v", w)
+	}
+	// Thirty days later the history has expired.
+	far := at.Add(31 * 24 * time.Hour)
+	b := firstOf(observe(e, fix(offender, far, 59.9105, 10.751, 5)), alarm.Breach)
+	if b == nil || b.Breaches30d != 1 {
+		t.Fatalf("breach after a quiet month: %+v", b)
+	}
+}
+
+func TestStaleProtectedFixRaisesNoFix(t *testing.T) {
+	o := testOrder(square())
+	o.DynamicZone = &order.DynamicZone{RadiusM: 100}
+	e := newEval(t, o)
+	observe(e, fix(protected, t0, 59.95, 10.80, 10))
+	observe(e, fix(offender, t0, 59.90, 10.75, 10))
+	// The unit keeps reporting, but without a position.
+	limit := DefaultConfig().ProtectedFixMaxAge
+	for s := time.Duration(0); s <= limit; s += time.Minute {
+		observe(e, device.Observation{Device: protected, Time: t0.Add(s)})
+		observe(e, fix(offender, t0.Add(s), 59.90, 10.75, 10))
+	}
+	fx := tick(e, t0.Add(limit))
+	sameEvents(t, "protected fix too old", fx.Changes, ev{alarm.NoFix, alarm.EventRaised})
+	if a := fx.Changes[0].Alarm; a.Device != protected || a.Class != alarm.Technical {
+		t.Fatalf("no_fix = %+v", a)
+	}
+	sameEvents(t, "fix again", only(observe(e, fix(protected, t0.Add(limit+time.Second), 59.95, 10.80, 10)), alarm.NoFix), ev{alarm.NoFix, alarm.EventRestored})
+}
+
+func TestOrderApproachLeadValidated(t *testing.T) {
+	o := testOrder(square())
+	o.ApproachLeadS = -1
+	if fe := o.Validate(); fe == nil || fe.Field != "approach_lead_s" {
+		t.Fatalf("%v", fe)
+	}
+	_ = json.Marshal
+}

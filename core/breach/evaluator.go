@@ -152,6 +152,7 @@ type Evaluator struct {
 	alarms       map[string]*alarm.Alarm
 	open         map[condKey]string
 	repeats      map[string][]time.Time // per order: when its breaches were raised, within the window
+	ticking      bool                   // evaluating on a tick, not on a report
 	activePolice int
 	fx           *Effects
 }
@@ -482,8 +483,9 @@ func (e *Evaluator) approach(c *compiledOrder, st *device.State, subject string,
 		active = eta <= lead
 		clear = eta > lead*1.25
 	}
+	// Once inside, the approach is over at once: the breach has taken over.
 	e.condition(condKey{order: c.order.ID, device: st.Device, subject: subject, kind: alarm.Approach}, signal{
-		active: active, clear: clear, hyst: true, spec: &alarmSpec{zone: subject}, at: at, fix: st.LastFix,
+		active: active, clear: clear, hyst: d > 0, spec: &alarmSpec{zone: subject}, at: at, fix: st.LastFix,
 		dist: &d, eta: &eta, closingMps: &closing,
 		msg: func() string {
 			return fmt.Sprintf("offender %s is approaching %s: %s away, closing at %.1f m/s, about %s", st.Device, what, metres(d), closing, (time.Duration(eta) * time.Second).Round(time.Second))
@@ -506,14 +508,14 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 		switch z.zone.Kind {
 		case order.Exclusion:
 			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Breach}, signal{
-				active: applies && d <= 0, clear: !applies || d > margin, hyst: true, spec: spec, at: at, fix: f, dist: dist,
+				active: applies && d <= 0, clear: !applies || d > margin, hyst: applies, spec: spec, at: at, fix: f, dist: dist,
 				certainty: e.certainty(d, f.AccuracyM), late: late,
 				msg: func() string {
 					return fmt.Sprintf("offender %s is %s inside exclusion zone %s", st.Device, metres(-d), z.zone.ID)
 				}})
 			if z.zone.WarningM > 0 {
 				e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Warning}, signal{
-					active: applies && d <= z.zone.WarningM, clear: !applies || d > z.zone.WarningM+margin, hyst: true,
+					active: applies && d <= z.zone.WarningM, clear: !applies || d > z.zone.WarningM+margin, hyst: applies,
 					spec: spec, at: at, fix: f, dist: dist, certainty: e.certainty(d-z.zone.WarningM, f.AccuracyM), late: late,
 					msg: func() string {
 						return fmt.Sprintf("offender %s is %s from exclusion zone %s", st.Device, metres(d), z.zone.ID)
@@ -529,7 +531,7 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 			}
 		case order.Inclusion:
 			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.InclusionBreach}, signal{
-				active: applies && d > 0, clear: !applies || d < -margin, hyst: true, spec: spec, at: at, fix: f, dist: dist,
+				active: applies && d > 0, clear: !applies || d < -margin, hyst: applies, spec: spec, at: at, fix: f, dist: dist,
 				certainty: e.certainty(-d, f.AccuracyM), late: late,
 				msg: func() string {
 					return fmt.Sprintf("offender %s is %s outside zone %s where they must stay", st.Device, metres(d), z.zone.ID)
@@ -635,6 +637,8 @@ func metres(d float64) string {
 // their fix, schedules that open or close, fixes that leave the track window.
 func (e *Evaluator) Tick(in Tick) {
 	e.advance(in.At)
+	e.ticking = true
+	defer func() { e.ticking = false }()
 	now := e.meta.Now
 	for _, id := range e.orderIDs {
 		c := e.orders[id]
@@ -823,7 +827,7 @@ func (e *Evaluator) condition(k condKey, s signal) {
 		e.apply(a, s)
 		e.transition(a, a.State, alarm.EventUpdated, s.at, "evaluator", "condition returned")
 	case s.active:
-		upgrade := a.Certainty == alarm.Probable && s.certainty == alarm.Certain
+		upgrade := isBreach(a.Kind) && a.Certainty == alarm.Probable && s.certainty == alarm.Certain
 		moved := s.fix != nil && (a.Position == nil || !s.fix.Time.Equal(a.Position.Time))
 		if moved || upgrade || a.ExitStreak != 0 {
 			a.ExitStreak, a.Message = 0, s.msg()
@@ -834,7 +838,10 @@ func (e *Evaluator) condition(k condKey, s signal) {
 			e.transition(a, a.State, alarm.EventUpdated, s.at, "evaluator", "now certain")
 		}
 	case a.Active && s.clear:
-		a.ExitStreak++
+		// Count reports, not evaluations: a tick re-reading the same fixes is no new evidence.
+		if !e.ticking {
+			a.ExitStreak++
+		}
 		if !s.hyst || a.ExitStreak >= e.cfg.ExitFixes {
 			a.Active, a.ExitStreak = false, 0
 			e.setPosition(a, s.fix, s.dist)

@@ -135,3 +135,86 @@ func BenchmarkValidateRing5000(b *testing.B) {
 		}
 	})
 }
+
+// fjordRing returns a closed ring of n positions (n-1 distinct) around c with
+// mean radius r: a wobbly outline with deep "fjords", so that a horizontal
+// line through it crosses the boundary many times.
+func fjordRing(c XY, r float64, n int) Ring {
+	out := make(Ring, 0, n)
+	m := n - 1
+	for i := 0; i < m; i++ {
+		a := 2 * math.Pi * float64(i) / float64(m)
+		rad := r * (1 + 0.25*math.Sin(23*a) + 0.05*math.Cos(97*a) + 0.01*math.Sin(331*a))
+		out = append(out, XY{c.X + rad*math.Cos(a), c.Y + rad*math.Sin(a)})
+	}
+	return append(out, out[0])
+}
+
+// benchPolygon5000 is a 5,000-position outline of about 30 km radius with a
+// 200-position hole.
+func benchPolygon5000() []Ring {
+	return []Ring{fjordRing(XY{}, 30000, 5000), fjordRing(XY{3000, -2000}, 4000, 200)}
+}
+
+// benchCounty is 20 polygons of 1,000 positions each, 8-12 km across, on a
+// 5 × 4 grid 25 km apart.
+func benchCounty() [][]Ring {
+	var parts [][]Ring
+	for i := 0; i < 20; i++ {
+		c := XY{float64(i%5) * 25000, float64(i/5) * 25000}
+		parts = append(parts, []Ring{fjordRing(c, 5000+float64(i%3)*500, 1000)})
+	}
+	return parts
+}
+
+type benchPoint struct {
+	name string
+	p    XY
+}
+
+func benchSignedDistance(b *testing.B, forms []struct {
+	name string
+	s    Shape
+}, points []benchPoint) {
+	for _, f := range forms {
+		for _, c := range points {
+			b.Run(f.name+"/"+c.name, func(b *testing.B) {
+				var sink float64
+				b.ReportAllocs()
+				for b.Loop() {
+					sink += f.s.SignedDistance(c.p)
+				}
+				_ = sink
+			})
+		}
+	}
+}
+
+func BenchmarkSignedDistancePolygon5000(b *testing.B) {
+	rings := benchPolygon5000()
+	benchSignedDistance(b, []struct {
+		name string
+		s    Shape
+	}{{"indexed", NewPolygon(rings)}, {"linear", Polygon{Rings: rings}}}, []benchPoint{
+		{"inside", XY{-12000, 9000}},
+		{"near-outside", XY{31600, 0}},
+		{"far", XY{400000, 300000}},
+	})
+}
+
+func BenchmarkSignedDistanceCounty(b *testing.B) {
+	parts := benchCounty()
+	var indexed, linear MultiPolygon
+	for _, rings := range parts {
+		indexed = append(indexed, NewPolygon(rings))
+		linear = append(linear, Polygon{Rings: rings})
+	}
+	benchSignedDistance(b, []struct {
+		name string
+		s    Shape
+	}{{"indexed", indexed}, {"linear", linear}}, []benchPoint{
+		{"inside", XY{51000, 26000}},
+		{"near-outside", XY{55350, 50000}},
+		{"far", XY{-150000, 200000}},
+	})
+}

@@ -21,22 +21,24 @@ type Ring []XY
 // Points inside a hole are outside the polygon.
 //
 // Build polygons with NewPolygon, ProjectPolygon or ProjectMultiPolygon,
-// which also prepare a per-ring bounding-box index used to skip work for
-// far-away points. A Polygon built as a bare literal (Polygon{Rings: r})
-// gives the same results, only without that pruning. Treat a Polygon and its
+// which also prepare a spatial index (bounding boxes of the rings and, for
+// polygons of 32 edges or more, an index over the edges) so that a query
+// costs about O(log n) instead of O(n) for n edges. A Polygon built as a
+// bare literal (Polygon{Rings: r}) gives the same results, only by scanning
+// every edge. Treat a Polygon and its
 // rings as immutable once built: the index is not updated if a ring changes.
 type Polygon struct {
 	Rings []Ring
 
-	// index holds precomputed acceleration data; nil means none. A future
-	// edge-level spatial index belongs here too.
+	// index holds precomputed acceleration data; nil means none.
 	index *polygonIndex
 }
 
 // polygonIndex is the acceleration structure of a Polygon.
 type polygonIndex struct {
-	bounds Rect   // of all rings
-	rings  []Rect // bounds of each ring
+	bounds Rect       // of all rings
+	rings  []Rect     // bounds of each ring
+	edges  *edgeIndex // nil for small polygons
 }
 
 // MultiPolygon is the union of its polygons.
@@ -55,13 +57,21 @@ var (
 )
 
 // NewPolygon returns the polygon with the given rings (rings[0] outer, the
-// rest holes) and its bounding-box index. The rings are not copied.
+// rest holes) and its spatial index. The rings are not copied. Building the
+// index costs O(n log n) for n edges.
 func NewPolygon(rings []Ring) Polygon {
+	return newPolygon(rings, minIndexedEdges)
+}
+
+// newPolygon is NewPolygon with an edge index when there are at least
+// minEdges edges.
+func newPolygon(rings []Ring, minEdges int) Polygon {
 	idx := &polygonIndex{bounds: EmptyRect(), rings: make([]Rect, len(rings))}
 	for i, r := range rings {
 		idx.rings[i] = r.Bounds()
 		idx.bounds = idx.bounds.Union(idx.rings[i])
 	}
+	idx.edges = newEdgeIndex(rings, minEdges)
 	return Polygon{Rings: rings, index: idx}
 }
 
@@ -134,6 +144,18 @@ func (pg Polygon) SignedDistance(p XY) float64 {
 // nearer than limit": rings that cannot come nearer than limit are skipped.
 // When p is inside, the result is exact.
 func (pg Polygon) distance(p XY, limit float64) (float64, bool) {
+	if idx := pg.index; idx != nil && idx.edges != nil {
+		if !idx.bounds.Contains(p) {
+			if bd := idx.bounds.Distance(p); bd >= limit {
+				return bd, false
+			}
+			return math.Sqrt(idx.edges.nearest2(p, limit*limit)), false
+		}
+		if idx.edges.odd(p) {
+			return math.Sqrt(idx.edges.nearest2(p, math.Inf(1))), true
+		}
+		return math.Sqrt(idx.edges.nearest2(p, limit*limit)), false
+	}
 	if idx := pg.index; idx != nil && !idx.bounds.Contains(p) {
 		// Outside every ring: only the distance matters.
 		if bd := idx.bounds.Distance(p); bd >= limit {
@@ -195,15 +217,12 @@ func ringDistParity(r Ring, p XY) (float64, bool) {
 	best := math.Inf(1)
 	odd := false
 	for i := 1; i < len(r); i++ {
-		a, b := r[i-1], r[i]
-		if d := segDist2(a, b, p); d < best {
+		s := seg{r[i-1], r[i]}
+		if d := segDist2(s.a, s.b, p); d < best {
 			best = d
 		}
-		if (a.Y > p.Y) != (b.Y > p.Y) {
-			x := a.X + (p.Y-a.Y)/(b.Y-a.Y)*(b.X-a.X)
-			if p.X < x {
-				odd = !odd
-			}
+		if crosses(s, p) {
+			odd = !odd
 		}
 	}
 	return best, odd

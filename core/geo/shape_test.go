@@ -26,10 +26,15 @@ type polygonForm struct {
 	pg   Polygon
 }
 
-// polygonForms returns the polygon with and without its index; both must
-// give the same answers.
+// polygonForms returns the polygon with its index (as NewPolygon builds it
+// and with the edge index forced even for a few edges) and without; all
+// must give the same answers.
 func polygonForms(rings ...Ring) []polygonForm {
-	return []polygonForm{{"indexed", NewPolygon(rings)}, {"literal", Polygon{Rings: rings}}}
+	return []polygonForm{
+		{"indexed", NewPolygon(rings)},
+		{"edge-indexed", newPolygon(rings, 0)},
+		{"literal", Polygon{Rings: rings}},
+	}
 }
 
 func TestPolygonSignedDistance(t *testing.T) {

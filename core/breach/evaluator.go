@@ -685,7 +685,9 @@ func (e *Evaluator) silence(c *compiledOrder, st *device.State, now time.Time) {
 	}
 	if now.Sub(since) >= e.cfg.NoSignalAfter {
 		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoSignal}, signal{active: true, at: now, fix: st.LastFix,
-			msg: func() string { return fmt.Sprintf("%s: no report for %s", describe(st), now.Sub(since).Truncate(time.Second)) }})
+			msg: func() string {
+				return fmt.Sprintf("%s: no report for %s", describe(st), now.Sub(since).Truncate(time.Second))
+			}})
 		return
 	}
 	limit := e.cfg.NoFixAfter
@@ -721,7 +723,9 @@ func laterOf(a, b time.Time) time.Time {
 func (e *Evaluator) PluginState(in PluginState) {
 	e.advance(in.At)
 	subject := fmt.Sprintf("plugin:%s/%s", in.Node, in.Name)
-	msg := func() string { return fmt.Sprintf("%s plugin %s on %s is down: %s", in.Kind, in.Name, in.Node, in.Reason) }
+	msg := func() string {
+		return fmt.Sprintf("%s plugin %s on %s is down: %s", in.Kind, in.Name, in.Node, in.Reason)
+	}
 	if in.Up {
 		msg = func() string { return fmt.Sprintf("%s plugin %s on %s is running again", in.Kind, in.Name, in.Node) }
 	}

@@ -29,8 +29,10 @@ type Config struct {
 	EvidenceBefore     time.Duration // track kept as evidence from before the fix that raised an alarm
 	NoFixAfter         time.Duration // reports without a position for this long raise no_fix
 	PoorAccuracyM      float64       // a fix less accurate than this never raises a certain alarm
+	ConfirmDepthM      float64       // a single fix is certain only this deep (or 6 × its accuracy); else a second one confirms
 	HysteresisM        float64       // how far beyond a boundary a fix must be to count as out
 	ExitFixes          int           // fixes in a row beyond the margin that restore an alarm
+	EnterFixes         int           // fixes in a row on the wrong side that raise a breach, unless one is deep
 	LateAfter          time.Duration // a fix reported this long after it was taken makes its alarm late
 	ApproachLead       time.Duration // default lead time of approach alarms (an order may set its own)
 	ApproachWindow     time.Duration // how far back the track is read for the closing speed
@@ -52,8 +54,10 @@ func DefaultConfig() Config {
 		EvidenceBefore:     5 * time.Minute,
 		NoFixAfter:         10 * time.Minute,
 		PoorAccuracyM:      100,
+		ConfirmDepthM:      50,
 		HysteresisM:        15,
 		ExitFixes:          2,
+		EnterFixes:         2,
 		LateAfter:          2 * time.Minute,
 		ApproachLead:       10 * time.Minute,
 		ApproachWindow:     2 * time.Minute,
@@ -437,6 +441,25 @@ func (e *Evaluator) certainty(wrongSide, acc float64) alarm.Certainty {
 	return alarm.Probable
 }
 
+// deep reports whether a fix is so far on the wrong side (wrongSide < 0) that no multipath outlier from
+// outside could have put it there: one fix is then enough for a certain alarm.
+func (e *Evaluator) deep(wrongSide, acc float64) bool {
+	return -wrongSide >= math.Max(e.cfg.ConfirmDepthM, 6*acc)
+}
+
+// confirmed reports whether the device's previous fix was on the wrong side too (wrong tells). A single
+// shallow fix inside a zone may be a multipath outlier, which reports a good accuracy and a wrong
+// position: a zone breach is raised on it only when it is deep, and otherwise one report later.
+func (e *Evaluator) confirmed(dev string, f *device.Fix, wrong func(device.Fix) bool) bool {
+	t := e.tracks[dev]
+	for i := len(t) - 1; i >= 0; i-- {
+		if t[i].Time.Before(f.Time) {
+			return wrong(t[i])
+		}
+	}
+	return false
+}
+
 // lateness is how long after it was taken a fix was reported, when that is long enough to matter.
 func (e *Evaluator) lateness(f *device.Fix, at time.Time) time.Duration {
 	if d := at.Sub(f.Time); d > e.cfg.LateAfter {
@@ -505,11 +528,16 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 		d := z.shape.SignedDistance(p)
 		dist := &d
 		spec := &alarmSpec{zone: z.zone.ID}
+		distAt := func(old device.Fix) float64 {
+			return z.shape.SignedDistance(c.proj.Forward(geo.LatLon{Lat: old.Lat, Lon: old.Lon}))
+		}
 		switch z.zone.Kind {
 		case order.Exclusion:
+			deep := e.deep(d, f.AccuracyM)
+			conf := applies && d <= 0 && e.confirmed(st.Device, f, func(old device.Fix) bool { return distAt(old) <= 0 })
 			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Breach}, signal{
-				active: applies && d <= 0, clear: !applies || d > margin, hyst: applies, spec: spec, at: at, fix: f, dist: dist,
-				certainty: e.certainty(d, f.AccuracyM), late: late,
+				active: applies && d <= 0 && (deep || conf || e.cfg.EnterFixes <= 1), clear: !applies || d > margin, hyst: applies, spec: spec, at: at, fix: f, dist: dist,
+				certainty: e.certainty(d, f.AccuracyM), deep: deep, confirmed: conf, late: late,
 				msg: func() string {
 					return fmt.Sprintf("offender %s is %s inside exclusion zone %s", st.Device, metres(-d), z.zone.ID)
 				}})
@@ -522,17 +550,17 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 					}})
 			}
 			if applies && d > 0 && d <= c.lead(e.cfg).Seconds()*maxSpeed {
-				closing, ok := e.closing(track, f, d, func(old device.Fix) float64 {
-					return z.shape.SignedDistance(c.proj.Forward(geo.LatLon{Lat: old.Lat, Lon: old.Lon}))
-				})
+				closing, ok := e.closing(track, f, d, distAt)
 				e.approach(c, st, z.zone.ID, at, d, closing, ok, "exclusion zone "+z.zone.ID)
 			} else {
 				e.approach(c, st, z.zone.ID, at, d, 0, false, "")
 			}
 		case order.Inclusion:
+			deep := e.deep(-d, f.AccuracyM)
+			conf := applies && d > 0 && e.confirmed(st.Device, f, func(old device.Fix) bool { return distAt(old) > 0 })
 			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.InclusionBreach}, signal{
-				active: applies && d > 0, clear: !applies || d < -margin, hyst: applies, spec: spec, at: at, fix: f, dist: dist,
-				certainty: e.certainty(-d, f.AccuracyM), late: late,
+				active: applies && d > 0 && (deep || conf || e.cfg.EnterFixes <= 1), clear: !applies || d < -margin, hyst: applies, spec: spec, at: at, fix: f, dist: dist,
+				certainty: e.certainty(-d, f.AccuracyM), deep: deep, confirmed: conf, late: late,
 				msg: func() string {
 					return fmt.Sprintf("offender %s is %s outside zone %s where they must stay", st.Device, metres(d), z.zone.ID)
 				}})
@@ -592,9 +620,15 @@ func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
 		pLL := geo.LatLon{Lat: pst.LastFix.Lat, Lon: pst.LastFix.Lon}
 		d := geo.Distance(offLL, pLL)
 		acc := off.LastFix.AccuracyM + pst.LastFix.AccuracyM
+		// Next to a person nobody waits for a second report: the dynamic breach is raised on the first fix,
+		// probable until confirmed.
+		deep := e.deep(d-dz.RadiusM, acc)
+		conf := fresh && d <= dz.RadiusM && e.confirmed(off.Device, off.LastFix, func(old device.Fix) bool {
+			return geo.Distance(geo.LatLon{Lat: old.Lat, Lon: old.Lon}, pLL) <= dz.RadiusM
+		})
 		e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.DynamicBreach}, signal{
 			active: fresh && d <= dz.RadiusM, clear: !fresh || d > dz.RadiusM+margin, hyst: true, spec: spec, at: at,
-			fix: off.LastFix, dist: &d, certainty: e.certainty(d-dz.RadiusM, acc), late: late,
+			fix: off.LastFix, dist: &d, certainty: e.certainty(d-dz.RadiusM, acc), deep: deep, confirmed: conf, late: late,
 			msg: func() string {
 				return fmt.Sprintf("offender %s is %s from protected person %s (limit %s)", off.Device, metres(d), p.Device, metres(dz.RadiusM))
 			}})
@@ -804,6 +838,8 @@ type signal struct {
 	dist   *float64
 
 	certainty       alarm.Certainty
+	deep            bool // so far on the wrong side that one fix is enough to be certain
+	confirmed       bool // the previous fix was on the wrong side too
 	late            time.Duration
 	eta, closingMps *float64
 	msg             func() string
@@ -819,6 +855,10 @@ func (e *Evaluator) condition(k condKey, s signal) {
 			return
 		}
 		a := e.newAlarm(k, s.spec, s.at, s.msg())
+		if s.certainty == alarm.Certain && !s.deep && !s.confirmed {
+			// One fix can be a multipath outlier that reports a good accuracy: the next fix confirms.
+			s.certainty = alarm.Probable
+		}
 		e.apply(a, s)
 		e.open[k] = a.ID
 		e.transition(a, alarm.Raised, alarm.EventRaised, s.at, "evaluator", "")
@@ -828,6 +868,11 @@ func (e *Evaluator) condition(k condKey, s signal) {
 	switch {
 	case s.active && !a.Active:
 		a.Active, a.ExitStreak, a.Message = true, 0, s.msg()
+		// A return is judged afresh: one fix is not certain unless it is deep or confirmed.
+		a.Certainty = ""
+		if s.certainty == alarm.Certain && !s.deep && !s.confirmed {
+			s.certainty = alarm.Probable
+		}
 		e.apply(a, s)
 		e.transition(a, a.State, alarm.EventUpdated, s.at, "evaluator", "condition returned")
 	case s.active:

@@ -134,8 +134,10 @@ func TestExclusionZoneWarningThenBreachThenLeave(t *testing.T) {
 
 func TestBreachDistanceIsDepthInside(t *testing.T) {
 	e := newEval(t, testOrder(square()))
-	// The square's southern edge is lat 59.910; 59.9101 is ~11.1 m inside it, ~100 m from the others.
-	chs := observe(e, fix(offender, t0, 59.9101, 10.751, 3))
+	// The square's southern edge is lat 59.910; 59.9101 is ~11.1 m inside it, ~100 m from the others. A
+	// shallow fix raises a breach when the next one confirms it.
+	observe(e, fix(offender, t0, 59.9101, 10.751, 3))
+	chs := observe(e, fix(offender, t0.Add(10*time.Second), 59.9101, 10.751, 3))
 	var breach *alarm.Alarm
 	for i := range chs {
 		if chs[i].Alarm.Kind == alarm.Breach {
@@ -170,8 +172,9 @@ func TestCircleAndMultiPolygon(t *testing.T) {
 		order.Zone{ID: "work", Kind: order.Exclusion, RadiusM: 300, Geometry: order.Geometry{Type: "Point", Coordinates: circle}},
 		order.Zone{ID: "cabins", Kind: order.Exclusion, Geometry: order.Geometry{Type: "MultiPolygon", Coordinates: mp}},
 	))
-	// 0.0025° of latitude is ~278 m: inside the 300 m circle.
-	chs := observe(e, fix(offender, t0, 59.9325, 10.70, 5))
+	// 0.0025° of latitude is ~278 m: 22 m inside the 300 m circle; shallow, so the second fix raises it.
+	sameEvents(t, "in circle, first fix", observe(e, fix(offender, t0, 59.9325, 10.70, 5)))
+	chs := observe(e, fix(offender, t0.Add(500*time.Millisecond), 59.9325, 10.70, 5))
 	sameEvents(t, "in circle", chs, ev{alarm.Breach, alarm.EventRaised})
 	if chs[0].Alarm.ZoneID != "work" {
 		t.Fatalf("zone = %q", chs[0].Alarm.ZoneID)

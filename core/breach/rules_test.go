@@ -35,7 +35,12 @@ func TestCertaintyFromAccuracy(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEval(t, testOrder(square()))
-			a := firstOf(observe(e, fix(offender, t0, c.lat, 10.751, c.acc)), alarm.Breach)
+			// Shallow fixes raise on the second report; a deep one on the first.
+			chs := observe(e, fix(offender, t0, c.lat, 10.751, c.acc))
+			if firstOf(chs, alarm.Breach) == nil {
+				chs = observe(e, fix(offender, t0.Add(10*time.Second), c.lat, 10.751, c.acc))
+			}
+			a := firstOf(chs, alarm.Breach)
 			if a == nil || a.Certainty != c.want {
 				t.Fatalf("breach = %+v, want certainty %s", a, c.want)
 			}
@@ -44,6 +49,7 @@ func TestCertaintyFromAccuracy(t *testing.T) {
 	// A probable breach that becomes certain says so.
 	e := newEval(t, testOrder(square()))
 	observe(e, fix(offender, t0, 59.9101, 10.751, 30))
+	observe(e, fix(offender, t0.Add(5*time.Second), 59.9101, 10.751, 30))
 	chs := observe(e, fix(offender, t0.Add(10*time.Second), 59.9105, 10.751, 5))
 	sameEvents(t, "now certain", only(chs, alarm.Breach), ev{alarm.Breach, alarm.EventUpdated})
 	if chs[0].Alarm.Certainty != alarm.Certain || chs[0].Transition.Note != "now certain" {
@@ -52,6 +58,28 @@ func TestCertaintyFromAccuracy(t *testing.T) {
 }
 
 // Walking along the boundary with GPS noise of ±10 m raises one alarm, not dozens.
+// One shallow fix inside is not enough; two in a row are, and a deep one is at once.
+func TestShallowBreachNeedsASecondFix(t *testing.T) {
+	e := newEval(t, testOrder(square()))
+	observe(e, fix(offender, t0, 59.900, 10.751, 10))
+	sameEvents(t, "an outlier 20 m inside", only(observe(e, fix(offender, t0.Add(time.Minute), 59.9102, 10.751, 10)), alarm.Breach))
+	sameEvents(t, "back outside", only(observe(e, fix(offender, t0.Add(2*time.Minute), 59.900, 10.751, 10)), alarm.Breach))
+	sameEvents(t, "inside", only(observe(e, fix(offender, t0.Add(3*time.Minute), 59.9102, 10.751, 10)), alarm.Breach))
+	chs := only(observe(e, fix(offender, t0.Add(4*time.Minute), 59.9102, 10.751, 10)), alarm.Breach)
+	sameEvents(t, "still inside", chs, ev{alarm.Breach, alarm.EventRaised})
+	if chs[0].Alarm.Certainty != alarm.Certain {
+		t.Fatalf("two fixes with their circles inside: %s", chs[0].Alarm.Certainty)
+	}
+	cfg := DefaultConfig()
+	cfg.EnterFixes = 1
+	e1 := New(cfg)
+	e1.PutOrder(PutOrder{At: t0, Order: testOrder(square())})
+	chs = only(observe(e1, fix(offender, t0, 59.9102, 10.751, 10)), alarm.Breach)
+	if len(chs) != 1 || chs[0].Alarm.Certainty != alarm.Probable {
+		t.Fatalf("enter_fixes = 1: %v", events(chs))
+	}
+}
+
 func TestHysteresisAlongTheBoundary(t *testing.T) {
 	e := newEval(t, testOrder(square()))
 	var all []alarm.Change

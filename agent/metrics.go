@@ -1,13 +1,19 @@
 package agent
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"sort"
+	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/skjold-alarm/skjold/core/breach"
+	"github.com/skjold-alarm/skjold/plugins/host"
 )
 
 // metrics are the node's Prometheus series. Counters of the state machine are read from it at scrape
@@ -64,6 +70,7 @@ func newMetrics(n *Node) *metrics {
 			return 0
 		}, false),
 		pluginCollector{n},
+		pluginMetricsCollector{n},
 	)
 	return m
 }
@@ -96,4 +103,134 @@ func (c pluginCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(pluginUpDesc, prometheus.GaugeValue, up, s.Name, string(s.Kind))
 		ch <- prometheus.MustNewConstMetric(pluginRestartsDesc, prometheus.CounterValue, float64(s.Restarts), s.Name, string(s.Kind))
 	}
+}
+
+// pluginMetricPrefix is put before the name of every metric a plugin reports.
+const pluginMetricPrefix = "skjold_plugin_"
+
+// pluginScrapeTimeout bounds the whole round of Metrics calls at one scrape (each call is bounded by the
+// host's MetricsTimeout too).
+const pluginScrapeTimeout = 3 * time.Second
+
+// pluginMetricsCollector exports the plugins' own metrics (the Metrics RPC) as
+// skjold_plugin_<name>{plugin="<name>",kind="<kind>",<labels>}. It is an unchecked collector: the names
+// are only known at scrape time. Within one scrape the first plugin (by name) to report a name fixes its
+// help, type and label names; a series that disagrees, repeats one already sent, or has a name or label
+// that Prometheus would refuse is left out, so one bad plugin cannot break the node's /metrics.
+type pluginMetricsCollector struct{ n *Node }
+
+func (c pluginMetricsCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c pluginMetricsCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.n.plugins == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pluginScrapeTimeout)
+	defer cancel()
+	for _, m := range pluginMetrics(c.n.plugins.Metrics(ctx), c.n.log.Debug) {
+		ch <- m
+	}
+}
+
+// pluginFamily is what the first series of a name fixed.
+type pluginFamily struct {
+	help   string
+	kind   string
+	labels string // sorted label names, comma-joined
+}
+
+// pluginMetrics converts the plugins' answers into const metrics; drop is told why a series was left out.
+func pluginMetrics(all []host.PluginMetrics, drop func(msg string, args ...any)) []prometheus.Metric {
+	families := map[string]pluginFamily{}
+	seen := map[string]bool{}
+	var out []prometheus.Metric
+	for _, pm := range all {
+		if pm.Err != nil {
+			drop("plugin metrics not read", "plugin", pm.Name, "err", pm.Err)
+			continue
+		}
+		for _, m := range pm.Metrics {
+			name := pluginMetricPrefix + m.GetName()
+			skip := func(why string) { drop("plugin metric left out", "plugin", pm.Name, "metric", name, "why", why) }
+			if !validMetricName(m.GetName()) || reservedPluginMetric[name] {
+				skip("invalid or reserved name")
+				continue
+			}
+			var vt prometheus.ValueType
+			switch m.GetKind() {
+			case "counter":
+				vt = prometheus.CounterValue
+			case "gauge":
+				vt = prometheus.GaugeValue
+			default:
+				skip(fmt.Sprintf("kind %q is not counter or gauge", m.GetKind()))
+				continue
+			}
+			names := make([]string, 0, len(m.GetLabels()))
+			bad := false
+			for k := range m.GetLabels() {
+				if !validLabelName(k) || k == "plugin" || k == "kind" {
+					bad = true
+				}
+				names = append(names, k)
+			}
+			if bad {
+				skip("invalid or reserved label name")
+				continue
+			}
+			sort.Strings(names)
+			fam := pluginFamily{help: m.GetHelp(), kind: m.GetKind(), labels: strings.Join(names, ",")}
+			if prev, ok := families[name]; !ok {
+				families[name] = fam
+			} else if prev.kind != fam.kind || prev.labels != fam.labels {
+				skip("kind or label names differ from an earlier series of the same name")
+				continue
+			} else {
+				fam.help = prev.help
+			}
+			labelNames := append([]string{"plugin", "kind"}, names...)
+			values := []string{pm.Name, string(pm.Kind)}
+			for _, k := range names {
+				values = append(values, m.GetLabels()[k])
+			}
+			key := name + "\x00" + strings.Join(values, "\x00")
+			if seen[key] {
+				skip("duplicate series")
+				continue
+			}
+			help := fam.help
+			if help == "" {
+				help = "Reported by the plugin."
+			}
+			cm, err := prometheus.NewConstMetric(prometheus.NewDesc(name, help, labelNames, nil), vt, m.GetValue(), values...)
+			if err != nil {
+				skip(err.Error())
+				continue
+			}
+			seen[key] = true
+			out = append(out, cm)
+		}
+	}
+	return out
+}
+
+// reservedPluginMetric are the node's own skjold_plugin_* series; a plugin cannot report them.
+var reservedPluginMetric = map[string]bool{"skjold_plugin_up": true, "skjold_plugin_restarts_total": true}
+
+func validMetricName(s string) bool { return validName(s, true) }
+func validLabelName(s string) bool  { return validName(s, false) && !strings.HasPrefix(s, "__") }
+
+func validName(s string, colon bool) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', colon && r == ':':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/skjold-alarm/skjold/core/api"
 	"github.com/skjold-alarm/skjold/core/device"
 	"github.com/skjold-alarm/skjold/core/order"
-	"github.com/skjold-alarm/skjold/plugins/host"
 )
 
 // client talks to a node's API.
@@ -367,21 +366,4 @@ func healthCmd(c *client) *cobra.Command {
 			return nil
 		},
 	}
-}
-
-func pluginCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "plugin", Short: "Work with plugin binaries"}
-	hash := &cobra.Command{
-		Use: "hash PATH", Short: "Print the SHA-256 to pin a plugin binary with in the configuration", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			sum, err := host.FileSHA256(args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "sha256 = %q\n", sum)
-			return nil
-		},
-	}
-	cmd.AddCommand(hash)
-	return cmd
 }

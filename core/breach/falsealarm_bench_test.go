@@ -50,7 +50,10 @@ func tagDay(rng *rand.Rand, m gpsModel, entering bool) dayResult {
 	// visits of ten minutes to a random depth.
 	angle := rng.Float64() * 2 * math.Pi
 	dist := 30 + rng.Float64()*270
-	type visit struct{ start, end int; depth float64 }
+	type visit struct {
+		start, end int
+		depth      float64
+	}
 	var visits []visit
 	if entering {
 		for v := 0; v < 2; v++ {

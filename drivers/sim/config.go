@@ -15,6 +15,8 @@ import (
 // Config is the simulator's config block.
 type Config struct {
 	Tags []Tag
+	// Fleet, when set, adds Fleet.Count random-walking tags (see fleet.go).
+	Fleet *Fleet
 	// Seed makes the position noise reproducible.
 	Seed uint64
 }
@@ -47,8 +49,10 @@ var tagAttrs = []string{"device", "path", "speed_mps", "interval_s", "accuracy_m
 // Schema describes the config block.
 func Schema() []*pluginpb.ConfigField {
 	return []*pluginpb.ConfigField{
-		{Name: "tags", Type: "list", Required: true, Description: "simulated devices: objects with " + strings.Join(tagAttrs, ", ") +
-			`; path is a list of [lon, lat] points, one point for a stationary unit`},
+		{Name: "tags", Type: "list", Description: "scripted devices: objects with " + strings.Join(tagAttrs, ", ") +
+			`; path is a list of [lon, lat] points, one point for a stationary unit. tags, fleet or both are required`},
+		{Name: "fleet", Type: "object", Description: "random fleet: an object with " + strings.Join(fleetAttrs, ", ") +
+			`; count and centre ([lon, lat]) are required, profile is "walking" (default) or "driving"`},
 		{Name: "seed", Type: "number", Description: "seed of the position noise", DefaultJson: "1"},
 	}
 }
@@ -134,12 +138,29 @@ func ParseConfig(raw []byte) (Config, []*pluginpb.ConfigError) {
 				}
 				cfg.Tags = append(cfg.Tags, tag)
 			}
+		case "fleet":
+			if f, ok := parseFleet("fleet", v, &e); ok {
+				cfg.Fleet = &f
+			}
 		default:
-			e.add(k, "unknown attribute (known: tags, seed)")
+			e.add(k, "unknown attribute (known: tags, fleet, seed)")
 		}
 	}
-	if _, ok := top["tags"]; !ok {
-		e.add("tags", "is required")
+	_, hasTags := top["tags"]
+	_, hasFleet := top["fleet"]
+	if !hasTags && !hasFleet {
+		e.add("tags", "is required (or a fleet)")
+	}
+	if cfg.Fleet != nil {
+		for i, t := range cfg.Tags {
+			if strings.HasPrefix(t.Device, cfg.Fleet.IDPrefix) {
+				var n int
+				if _, err := fmt.Sscanf(strings.TrimPrefix(t.Device, cfg.Fleet.IDPrefix), "%04d", &n); err == nil &&
+					n >= 1 && n <= cfg.Fleet.Count && FleetDevice(*cfg.Fleet, n-1) == t.Device {
+					e.add(fmt.Sprintf("tags[%d].device", i), "%q is also a device of the fleet (id_prefix %q)", t.Device, cfg.Fleet.IDPrefix)
+				}
+			}
+		}
 	}
 	return cfg, e.list
 }

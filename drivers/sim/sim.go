@@ -30,6 +30,16 @@ const maxPending = 1000
 // retryDelay is the pause before sending an unacknowledged batch again.
 const retryDelay = 20 * time.Millisecond
 
+// The simulator's metrics, exported by the node as skjold_plugin_sim_*.
+var (
+	metricBatches = sdk.NewCounter("sim_batches_total",
+		"Observation batches by outcome: sent (each attempt), acked (committed), rejected (refused by the node), resent.", "result")
+	metricObservations = sdk.NewCounter("sim_observations_total", "Observations generated.")
+	metricCommands     = sdk.NewCounter("sim_commands_total", "Device commands accepted, by command kind.", "command")
+	metricTags         = sdk.NewGauge("sim_tags", "Simulated tags configured, fleet included.")
+	metricLate         = sdk.NewCounter("sim_late_fixes_total", "Fixes held during a coverage gap and sent late.")
+)
+
 // Options tune a Sim; zero values give the defaults.
 type Options struct {
 	Logger hclog.Logger
@@ -43,6 +53,10 @@ type Sim struct {
 
 	mu        sync.Mutex
 	cfg       Config
+	tags      []Tag     // cfg.Tags, then the fleet's tags
+	walkers   []*Walker // per tag: its random walk (fleet tags), nil for a scripted tag
+	gaps      []gapSchedule
+	held      [][]*pluginpb.Observation // per tag: fixes taken during a coverage gap, not yet sent
 	routes    []Route
 	rngs      []*rand.Rand
 	intervals []time.Duration
@@ -81,16 +95,32 @@ func (s *Sim) Configure(raw []byte, _ string) []*pluginpb.ConfigError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cfg = cfg
+	s.tags = append([]Tag(nil), cfg.Tags...)
+	s.walkers = make([]*Walker, len(cfg.Tags))
+	s.gaps = make([]gapSchedule, len(cfg.Tags))
+	if f := cfg.Fleet; f != nil {
+		for j := 0; j < f.Count; j++ {
+			s.tags = append(s.tags, Tag{Device: FleetDevice(*f, j), IntervalS: f.IntervalS, AccuracyM: f.AccuracyM,
+				NoiseM: f.NoiseM, BatteryPct: DefaultBatteryPct})
+			s.walkers = append(s.walkers, NewWalker(cfg.Seed, j, *f))
+			s.gaps = append(s.gaps, gapSchedule{every: f.GapEveryS, gap: f.GapS, phase: gapPhase(cfg.Seed, j, f.GapEveryS)})
+		}
+	}
+	s.held = make([][]*pluginpb.Observation, len(s.tags))
 	s.routes, s.rngs, s.intervals = nil, nil, nil
 	s.index = map[string]int{}
-	for i, t := range cfg.Tags {
+	for i, t := range s.tags {
 		s.routes = append(s.routes, NewRoute(t.Path, t.Loop))
 		s.rngs = append(s.rngs, rand.New(rand.NewPCG(cfg.Seed, uint64(i))))
 		s.intervals = append(s.intervals, seconds(t.IntervalS))
 		s.index[t.Device] = i
 	}
+	metricTags.Set(float64(len(s.tags)))
 	return nil
 }
+
+// gapSchedule is a tag's coverage gaps (none when every is 0).
+type gapSchedule struct{ every, gap, phase float64 }
 
 func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 
@@ -108,15 +138,15 @@ func (s *Sim) Health() (bool, string) {
 		cmds = append(cmds, fmt.Sprintf("%s=%d", k, s.commands[k]))
 	}
 	return true, fmt.Sprintf("%d tags; batches acked=%d rejected=%d resent=%d; commands %s",
-		len(s.cfg.Tags), s.acked, s.rejected, s.resent, strings.Join(cmds, " "))
+		len(s.tags), s.acked, s.rejected, s.resent, strings.Join(cmds, " "))
 }
 
 // Devices lists the configured devices.
 func (s *Sim) Devices() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.cfg.Tags))
-	for _, t := range s.cfg.Tags {
+	out := make([]string, 0, len(s.tags))
+	for _, t := range s.tags {
 		out = append(out, t.Device)
 	}
 	return out
@@ -150,6 +180,7 @@ func (s *Sim) Command(_ context.Context, cmd *pluginpb.DeviceCommand) error {
 		return fmt.Errorf("unknown command kind %q (known: vibrate, report_interval, warn)", cmd.GetKind())
 	}
 	s.commands[cmd.GetKind()]++
+	metricCommands.Inc(cmd.GetKind())
 	s.log.Info("device command", "id", cmd.GetId(), "device", cmd.GetDevice(), "kind", cmd.GetKind(), "args", cmd.GetArgs())
 	return nil
 }
@@ -181,8 +212,13 @@ func TagPosition(t Tag, r Route, elapsed time.Duration) Position {
 
 // observation builds tag i's report at now. Call with s.mu held.
 func (s *Sim) observation(i int, start, now time.Time) *pluginpb.Observation {
-	t := s.cfg.Tags[i]
-	pos := TagPosition(t, s.routes[i], now.Sub(start))
+	t := s.tags[i]
+	var pos Position
+	if w := s.walkers[i]; w != nil {
+		pos = w.At(now.Sub(start).Seconds())
+	} else {
+		pos = TagPosition(t, s.routes[i], now.Sub(start))
+	}
 	at := pos.At
 	if t.NoiseM > 0 {
 		rng := s.rngs[i]
@@ -207,11 +243,11 @@ func (s *Sim) observation(i int, start, now time.Time) *pluginpb.Observation {
 func (s *Sim) Run(ctx context.Context, emit sdk.Emitter) error {
 	start := s.now()
 	s.mu.Lock()
-	if len(s.cfg.Tags) == 0 {
+	if len(s.tags) == 0 {
 		s.mu.Unlock()
 		return errors.New("not configured: no tags")
 	}
-	next := make([]time.Time, len(s.cfg.Tags))
+	next := make([]time.Time, len(s.tags))
 	for i := range next {
 		next[i] = start
 	}
@@ -239,17 +275,32 @@ func (s *Sim) Run(ctx context.Context, emit sdk.Emitter) error {
 				if next[i].After(now) {
 					continue
 				}
-				pending = append(pending, s.observation(i, start, now))
+				o := s.observation(i, start, now)
+				metricObservations.Inc()
+				if g := s.gaps[i]; InGap(g.every, g.gap, g.phase, now.Sub(start).Seconds()) {
+					// No coverage: the tag keeps the fix and sends it when it is back, with its fix time.
+					if len(s.held[i]) < maxPending {
+						s.held[i] = append(s.held[i], o)
+					}
+				} else {
+					if n := len(s.held[i]); n > 0 {
+						pending = append(pending, s.held[i]...)
+						metricLate.Add(float64(n))
+						s.held[i] = nil
+					}
+					pending = append(pending, o)
+				}
 				next[i] = next[i].Add(s.intervals[i])
 				if next[i].Before(now) {
 					next[i] = now.Add(s.intervals[i]) // fell behind (the host was away): do not burst
 				}
 			}
 			s.mu.Unlock()
-			if len(pending) > maxPending {
-				pending = pending[len(pending)-maxPending:]
+			if limit := maxPending + len(next); len(pending) > limit {
+				pending = pending[len(pending)-limit:]
 			}
 			for len(pending) > 0 {
+				metricBatches.Inc("sent")
 				err := emit.Emit(ctx, pending)
 				if ctx.Err() != nil {
 					return nil
@@ -259,13 +310,16 @@ func (s *Sim) Run(ctx context.Context, emit sdk.Emitter) error {
 				switch {
 				case err == nil:
 					s.acked++
+					metricBatches.Inc("acked")
 					pending = nil
 				case errors.As(err, &rej):
 					s.rejected++
+					metricBatches.Inc("rejected")
 					s.log.Warn("batch rejected", "batch", rej.Batch, "reason", rej.Reason)
 					pending = nil
 				default:
 					s.resent++ // not acknowledged: keep it and send it again
+					metricBatches.Inc("resent")
 				}
 				s.mu.Unlock()
 				if err != nil && rej == nil {

@@ -69,6 +69,7 @@ type Options struct {
 	CallTimeout            time.Duration // bound of one call into a plugin [10 s]
 	StartTimeout           time.Duration // bound of a plugin's start-up handshake [30 s]
 	StopGrace              time.Duration // how long Stop waits before it kills a plugin [5 s]
+	MetricsTimeout         time.Duration // bound of one Metrics call, made at every scrape [2 s]
 }
 
 // Status is a plugin's state as the manager sees it.
@@ -154,6 +155,7 @@ func New(specs []Spec, sink Sink, opts Options) (*Manager, error) {
 	def(&opts.CallTimeout, 10*time.Second)
 	def(&opts.StartTimeout, 30*time.Second)
 	def(&opts.StopGrace, 5*time.Second)
+	def(&opts.MetricsTimeout, 2*time.Second)
 
 	m := &Manager{sink: sink, opts: opts, log: opts.Logger, plugins: map[string]*managed{}}
 	var problems []string

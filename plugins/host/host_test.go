@@ -705,3 +705,44 @@ func TestNewValidatesSpecs(t *testing.T) {
 	}
 	m.Stop() // Stop before Start is harmless
 }
+
+func TestMetricsOfRunningPlugins(t *testing.T) {
+	s := newSink()
+	m := start(t, s, spec(t, "sim", host.KindDriver, bins.sim, simConfig(0.05)))
+	s.waitFor(t, "acked batches", func() bool { b, _ := s.snapshot(); return len(b) >= 2 })
+	var acked float64
+	var pm host.PluginMetrics
+	s.waitFor(t, "the acked counter", func() bool {
+		all := m.Metrics(context.Background())
+		if len(all) != 1 {
+			return false
+		}
+		pm = all[0]
+		for _, mt := range pm.Metrics {
+			if mt.GetName() == "sim_batches_total" && mt.GetLabels()["result"] == "acked" {
+				acked = mt.GetValue()
+			}
+		}
+		return acked >= 2
+	})
+	if pm.Name != "sim" || pm.Kind != host.KindDriver || pm.Err != nil {
+		t.Fatalf("metrics %+v", pm)
+	}
+	kinds := map[string]string{}
+	for _, mt := range pm.Metrics {
+		kinds[mt.GetName()] = mt.GetKind()
+	}
+	if kinds["sim_batches_total"] != "counter" || kinds["sim_tags"] != "gauge" {
+		t.Fatalf("kinds %v", kinds)
+	}
+}
+
+func TestMetricsOfPluginWithoutMetrics(t *testing.T) {
+	s := newSink()
+	m := start(t, s, spec(t, "env", host.KindHook, bins.env, map[string]any{}))
+	s.waitFor(t, "the hook up", isUp(m, "env"))
+	got := m.Metrics(context.Background())
+	if len(got) != 1 || got[0].Name != "env" || got[0].Kind != host.KindHook || got[0].Err != nil || len(got[0].Metrics) != 0 {
+		t.Fatalf("metrics of a hook that registers none: %+v", got)
+	}
+}

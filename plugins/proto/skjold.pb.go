@@ -574,6 +574,162 @@ func (x *HealthResponse) GetMessage() string {
 	return ""
 }
 
+type MetricsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsRequest) Reset() {
+	*x = MetricsRequest{}
+	mi := &file_skjold_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsRequest) ProtoMessage() {}
+
+func (x *MetricsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skjold_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsRequest.ProtoReflect.Descriptor instead.
+func (*MetricsRequest) Descriptor() ([]byte, []int) {
+	return file_skjold_proto_rawDescGZIP(), []int{10}
+}
+
+type Metric struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // Prometheus name without the node's prefix, e.g. "frames_total"
+	Help          string                 `protobuf:"bytes,2,opt,name=help,proto3" json:"help,omitempty"`
+	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`                                                                               // "counter" or "gauge"
+	Labels        map[string]string      `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // label names must not be "plugin" or "kind" (the node sets those)
+	Value         float64                `protobuf:"fixed64,5,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Metric) Reset() {
+	*x = Metric{}
+	mi := &file_skjold_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Metric) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Metric) ProtoMessage() {}
+
+func (x *Metric) ProtoReflect() protoreflect.Message {
+	mi := &file_skjold_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Metric.ProtoReflect.Descriptor instead.
+func (*Metric) Descriptor() ([]byte, []int) {
+	return file_skjold_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Metric) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Metric) GetHelp() string {
+	if x != nil {
+		return x.Help
+	}
+	return ""
+}
+
+func (x *Metric) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Metric) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Metric) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+type MetricsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Metrics       []*Metric              `protobuf:"bytes,1,rep,name=metrics,proto3" json:"metrics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsResponse) Reset() {
+	*x = MetricsResponse{}
+	mi := &file_skjold_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsResponse) ProtoMessage() {}
+
+func (x *MetricsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skjold_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsResponse.ProtoReflect.Descriptor instead.
+func (*MetricsResponse) Descriptor() ([]byte, []int) {
+	return file_skjold_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *MetricsResponse) GetMetrics() []*Metric {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
 type Observation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Device        string                 `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`                // device id (IMEI or the vendor's id)
@@ -594,7 +750,7 @@ type Observation struct {
 
 func (x *Observation) Reset() {
 	*x = Observation{}
-	mi := &file_skjold_proto_msgTypes[10]
+	mi := &file_skjold_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +762,7 @@ func (x *Observation) String() string {
 func (*Observation) ProtoMessage() {}
 
 func (x *Observation) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[10]
+	mi := &file_skjold_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +775,7 @@ func (x *Observation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Observation.ProtoReflect.Descriptor instead.
 func (*Observation) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{10}
+	return file_skjold_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Observation) GetDevice() string {
@@ -716,7 +872,7 @@ type ObservationBatch struct {
 
 func (x *ObservationBatch) Reset() {
 	*x = ObservationBatch{}
-	mi := &file_skjold_proto_msgTypes[11]
+	mi := &file_skjold_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +884,7 @@ func (x *ObservationBatch) String() string {
 func (*ObservationBatch) ProtoMessage() {}
 
 func (x *ObservationBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[11]
+	mi := &file_skjold_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +897,7 @@ func (x *ObservationBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservationBatch.ProtoReflect.Descriptor instead.
 func (*ObservationBatch) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{11}
+	return file_skjold_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ObservationBatch) GetId() uint64 {
@@ -769,7 +925,7 @@ type ObservationAck struct {
 
 func (x *ObservationAck) Reset() {
 	*x = ObservationAck{}
-	mi := &file_skjold_proto_msgTypes[12]
+	mi := &file_skjold_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +937,7 @@ func (x *ObservationAck) String() string {
 func (*ObservationAck) ProtoMessage() {}
 
 func (x *ObservationAck) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[12]
+	mi := &file_skjold_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +950,7 @@ func (x *ObservationAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservationAck.ProtoReflect.Descriptor instead.
 func (*ObservationAck) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{12}
+	return file_skjold_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ObservationAck) GetId() uint64 {
@@ -830,7 +986,7 @@ type DeviceCommand struct {
 
 func (x *DeviceCommand) Reset() {
 	*x = DeviceCommand{}
-	mi := &file_skjold_proto_msgTypes[13]
+	mi := &file_skjold_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +998,7 @@ func (x *DeviceCommand) String() string {
 func (*DeviceCommand) ProtoMessage() {}
 
 func (x *DeviceCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[13]
+	mi := &file_skjold_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +1011,7 @@ func (x *DeviceCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceCommand.ProtoReflect.Descriptor instead.
 func (*DeviceCommand) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{13}
+	return file_skjold_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeviceCommand) GetId() string {
@@ -896,7 +1052,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_skjold_proto_msgTypes[14]
+	mi := &file_skjold_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1064,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[14]
+	mi := &file_skjold_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1077,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{14}
+	return file_skjold_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CommandResult) GetOk() bool {
@@ -946,7 +1102,7 @@ type DevicesRequest struct {
 
 func (x *DevicesRequest) Reset() {
 	*x = DevicesRequest{}
-	mi := &file_skjold_proto_msgTypes[15]
+	mi := &file_skjold_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1114,7 @@ func (x *DevicesRequest) String() string {
 func (*DevicesRequest) ProtoMessage() {}
 
 func (x *DevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[15]
+	mi := &file_skjold_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1127,7 @@ func (x *DevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicesRequest.ProtoReflect.Descriptor instead.
 func (*DevicesRequest) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{15}
+	return file_skjold_proto_rawDescGZIP(), []int{18}
 }
 
 type DevicesResponse struct {
@@ -983,7 +1139,7 @@ type DevicesResponse struct {
 
 func (x *DevicesResponse) Reset() {
 	*x = DevicesResponse{}
-	mi := &file_skjold_proto_msgTypes[16]
+	mi := &file_skjold_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1151,7 @@ func (x *DevicesResponse) String() string {
 func (*DevicesResponse) ProtoMessage() {}
 
 func (x *DevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[16]
+	mi := &file_skjold_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1164,7 @@ func (x *DevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicesResponse.ProtoReflect.Descriptor instead.
 func (*DevicesResponse) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{16}
+	return file_skjold_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DevicesResponse) GetDevices() []string {
@@ -1030,7 +1186,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_skjold_proto_msgTypes[17]
+	mi := &file_skjold_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1198,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[17]
+	mi := &file_skjold_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1211,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{17}
+	return file_skjold_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Position) GetLat() float64 {
@@ -1108,7 +1264,7 @@ type Alarm struct {
 
 func (x *Alarm) Reset() {
 	*x = Alarm{}
-	mi := &file_skjold_proto_msgTypes[18]
+	mi := &file_skjold_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1276,7 @@ func (x *Alarm) String() string {
 func (*Alarm) ProtoMessage() {}
 
 func (x *Alarm) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[18]
+	mi := &file_skjold_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1289,7 @@ func (x *Alarm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alarm.ProtoReflect.Descriptor instead.
 func (*Alarm) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{18}
+	return file_skjold_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Alarm) GetId() string {
@@ -1248,7 +1404,7 @@ type Transition struct {
 
 func (x *Transition) Reset() {
 	*x = Transition{}
-	mi := &file_skjold_proto_msgTypes[19]
+	mi := &file_skjold_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1416,7 @@ func (x *Transition) String() string {
 func (*Transition) ProtoMessage() {}
 
 func (x *Transition) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[19]
+	mi := &file_skjold_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1429,7 @@ func (x *Transition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transition.ProtoReflect.Descriptor instead.
 func (*Transition) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{19}
+	return file_skjold_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Transition) GetSeq() uint32 {
@@ -1332,7 +1488,7 @@ type AlarmEvent struct {
 
 func (x *AlarmEvent) Reset() {
 	*x = AlarmEvent{}
-	mi := &file_skjold_proto_msgTypes[20]
+	mi := &file_skjold_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1500,7 @@ func (x *AlarmEvent) String() string {
 func (*AlarmEvent) ProtoMessage() {}
 
 func (x *AlarmEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[20]
+	mi := &file_skjold_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1513,7 @@ func (x *AlarmEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmEvent.ProtoReflect.Descriptor instead.
 func (*AlarmEvent) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{20}
+	return file_skjold_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AlarmEvent) GetIdempotencyKey() string {
@@ -1399,7 +1555,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_skjold_proto_msgTypes[21]
+	mi := &file_skjold_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1411,7 +1567,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[21]
+	mi := &file_skjold_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1424,7 +1580,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{21}
+	return file_skjold_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Receipt) GetDelivered() bool {
@@ -1480,7 +1636,19 @@ const file_skjold_proto_rawDesc = "" +
 	"\rHealthRequest\"D\n" +
 	"\x0eHealthResponse\x12\x18\n" +
 	"\ahealthy\x18\x01 \x01(\bR\ahealthy\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xc2\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x10\n" +
+	"\x0eMetricsRequest\"\xd3\x01\n" +
+	"\x06Metric\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04help\x18\x02 \x01(\tR\x04help\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12<\n" +
+	"\x06labels\x18\x04 \x03(\v2$.skjold.plugin.v1.Metric.LabelsEntryR\x06labels\x12\x14\n" +
+	"\x05value\x18\x05 \x01(\x01R\x05value\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"E\n" +
+	"\x0fMetricsResponse\x122\n" +
+	"\ametrics\x18\x01 \x03(\v2\x18.skjold.plugin.v1.MetricR\ametrics\"\xc2\x03\n" +
 	"\vObservation\x12\x16\n" +
 	"\x06device\x18\x01 \x01(\tR\x06device\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x17\n" +
@@ -1571,12 +1739,13 @@ const file_skjold_proto_rawDesc = "" +
 	"\rSTRAP_UNKNOWN\x10\x00\x12\x10\n" +
 	"\fSTRAP_CLOSED\x10\x01\x12\x0e\n" +
 	"\n" +
-	"STRAP_OPEN\x10\x022\xd1\x02\n" +
+	"STRAP_OPEN\x10\x022\xa1\x03\n" +
 	"\x06Plugin\x12E\n" +
 	"\x04Info\x12\x1d.skjold.plugin.v1.InfoRequest\x1a\x1e.skjold.plugin.v1.InfoResponse\x12]\n" +
 	"\fConfigSchema\x12%.skjold.plugin.v1.ConfigSchemaRequest\x1a&.skjold.plugin.v1.ConfigSchemaResponse\x12T\n" +
 	"\tConfigure\x12\".skjold.plugin.v1.ConfigureRequest\x1a#.skjold.plugin.v1.ConfigureResponse\x12K\n" +
-	"\x06Health\x12\x1f.skjold.plugin.v1.HealthRequest\x1a .skjold.plugin.v1.HealthResponse2\xff\x01\n" +
+	"\x06Health\x12\x1f.skjold.plugin.v1.HealthRequest\x1a .skjold.plugin.v1.HealthResponse\x12N\n" +
+	"\aMetrics\x12 .skjold.plugin.v1.MetricsRequest\x1a!.skjold.plugin.v1.MetricsResponse2\xff\x01\n" +
 	"\x06Driver\x12X\n" +
 	"\fObservations\x12 .skjold.plugin.v1.ObservationAck\x1a\".skjold.plugin.v1.ObservationBatch(\x010\x01\x12K\n" +
 	"\aCommand\x12\x1f.skjold.plugin.v1.DeviceCommand\x1a\x1f.skjold.plugin.v1.CommandResult\x12N\n" +
@@ -1597,7 +1766,7 @@ func file_skjold_proto_rawDescGZIP() []byte {
 }
 
 var file_skjold_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skjold_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_skjold_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_skjold_proto_goTypes = []any{
 	(Strap)(0),                    // 0: skjold.plugin.v1.Strap
 	(*InfoRequest)(nil),           // 1: skjold.plugin.v1.InfoRequest
@@ -1610,55 +1779,63 @@ var file_skjold_proto_goTypes = []any{
 	(*ConfigureResponse)(nil),     // 8: skjold.plugin.v1.ConfigureResponse
 	(*HealthRequest)(nil),         // 9: skjold.plugin.v1.HealthRequest
 	(*HealthResponse)(nil),        // 10: skjold.plugin.v1.HealthResponse
-	(*Observation)(nil),           // 11: skjold.plugin.v1.Observation
-	(*ObservationBatch)(nil),      // 12: skjold.plugin.v1.ObservationBatch
-	(*ObservationAck)(nil),        // 13: skjold.plugin.v1.ObservationAck
-	(*DeviceCommand)(nil),         // 14: skjold.plugin.v1.DeviceCommand
-	(*CommandResult)(nil),         // 15: skjold.plugin.v1.CommandResult
-	(*DevicesRequest)(nil),        // 16: skjold.plugin.v1.DevicesRequest
-	(*DevicesResponse)(nil),       // 17: skjold.plugin.v1.DevicesResponse
-	(*Position)(nil),              // 18: skjold.plugin.v1.Position
-	(*Alarm)(nil),                 // 19: skjold.plugin.v1.Alarm
-	(*Transition)(nil),            // 20: skjold.plugin.v1.Transition
-	(*AlarmEvent)(nil),            // 21: skjold.plugin.v1.AlarmEvent
-	(*Receipt)(nil),               // 22: skjold.plugin.v1.Receipt
-	nil,                           // 23: skjold.plugin.v1.DeviceCommand.ArgsEntry
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*MetricsRequest)(nil),        // 11: skjold.plugin.v1.MetricsRequest
+	(*Metric)(nil),                // 12: skjold.plugin.v1.Metric
+	(*MetricsResponse)(nil),       // 13: skjold.plugin.v1.MetricsResponse
+	(*Observation)(nil),           // 14: skjold.plugin.v1.Observation
+	(*ObservationBatch)(nil),      // 15: skjold.plugin.v1.ObservationBatch
+	(*ObservationAck)(nil),        // 16: skjold.plugin.v1.ObservationAck
+	(*DeviceCommand)(nil),         // 17: skjold.plugin.v1.DeviceCommand
+	(*CommandResult)(nil),         // 18: skjold.plugin.v1.CommandResult
+	(*DevicesRequest)(nil),        // 19: skjold.plugin.v1.DevicesRequest
+	(*DevicesResponse)(nil),       // 20: skjold.plugin.v1.DevicesResponse
+	(*Position)(nil),              // 21: skjold.plugin.v1.Position
+	(*Alarm)(nil),                 // 22: skjold.plugin.v1.Alarm
+	(*Transition)(nil),            // 23: skjold.plugin.v1.Transition
+	(*AlarmEvent)(nil),            // 24: skjold.plugin.v1.AlarmEvent
+	(*Receipt)(nil),               // 25: skjold.plugin.v1.Receipt
+	nil,                           // 26: skjold.plugin.v1.Metric.LabelsEntry
+	nil,                           // 27: skjold.plugin.v1.DeviceCommand.ArgsEntry
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
 }
 var file_skjold_proto_depIdxs = []int32{
 	4,  // 0: skjold.plugin.v1.ConfigSchemaResponse.fields:type_name -> skjold.plugin.v1.ConfigField
 	7,  // 1: skjold.plugin.v1.ConfigureResponse.errors:type_name -> skjold.plugin.v1.ConfigError
-	24, // 2: skjold.plugin.v1.Observation.time:type_name -> google.protobuf.Timestamp
-	0,  // 3: skjold.plugin.v1.Observation.strap:type_name -> skjold.plugin.v1.Strap
-	11, // 4: skjold.plugin.v1.ObservationBatch.observations:type_name -> skjold.plugin.v1.Observation
-	23, // 5: skjold.plugin.v1.DeviceCommand.args:type_name -> skjold.plugin.v1.DeviceCommand.ArgsEntry
-	24, // 6: skjold.plugin.v1.Position.time:type_name -> google.protobuf.Timestamp
-	24, // 7: skjold.plugin.v1.Alarm.raised_at:type_name -> google.protobuf.Timestamp
-	18, // 8: skjold.plugin.v1.Alarm.position:type_name -> skjold.plugin.v1.Position
-	24, // 9: skjold.plugin.v1.Transition.at:type_name -> google.protobuf.Timestamp
-	19, // 10: skjold.plugin.v1.AlarmEvent.alarm:type_name -> skjold.plugin.v1.Alarm
-	20, // 11: skjold.plugin.v1.AlarmEvent.transition:type_name -> skjold.plugin.v1.Transition
-	1,  // 12: skjold.plugin.v1.Plugin.Info:input_type -> skjold.plugin.v1.InfoRequest
-	3,  // 13: skjold.plugin.v1.Plugin.ConfigSchema:input_type -> skjold.plugin.v1.ConfigSchemaRequest
-	6,  // 14: skjold.plugin.v1.Plugin.Configure:input_type -> skjold.plugin.v1.ConfigureRequest
-	9,  // 15: skjold.plugin.v1.Plugin.Health:input_type -> skjold.plugin.v1.HealthRequest
-	13, // 16: skjold.plugin.v1.Driver.Observations:input_type -> skjold.plugin.v1.ObservationAck
-	14, // 17: skjold.plugin.v1.Driver.Command:input_type -> skjold.plugin.v1.DeviceCommand
-	16, // 18: skjold.plugin.v1.Driver.Devices:input_type -> skjold.plugin.v1.DevicesRequest
-	21, // 19: skjold.plugin.v1.Hook.Deliver:input_type -> skjold.plugin.v1.AlarmEvent
-	2,  // 20: skjold.plugin.v1.Plugin.Info:output_type -> skjold.plugin.v1.InfoResponse
-	5,  // 21: skjold.plugin.v1.Plugin.ConfigSchema:output_type -> skjold.plugin.v1.ConfigSchemaResponse
-	8,  // 22: skjold.plugin.v1.Plugin.Configure:output_type -> skjold.plugin.v1.ConfigureResponse
-	10, // 23: skjold.plugin.v1.Plugin.Health:output_type -> skjold.plugin.v1.HealthResponse
-	12, // 24: skjold.plugin.v1.Driver.Observations:output_type -> skjold.plugin.v1.ObservationBatch
-	15, // 25: skjold.plugin.v1.Driver.Command:output_type -> skjold.plugin.v1.CommandResult
-	17, // 26: skjold.plugin.v1.Driver.Devices:output_type -> skjold.plugin.v1.DevicesResponse
-	22, // 27: skjold.plugin.v1.Hook.Deliver:output_type -> skjold.plugin.v1.Receipt
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	26, // 2: skjold.plugin.v1.Metric.labels:type_name -> skjold.plugin.v1.Metric.LabelsEntry
+	12, // 3: skjold.plugin.v1.MetricsResponse.metrics:type_name -> skjold.plugin.v1.Metric
+	28, // 4: skjold.plugin.v1.Observation.time:type_name -> google.protobuf.Timestamp
+	0,  // 5: skjold.plugin.v1.Observation.strap:type_name -> skjold.plugin.v1.Strap
+	14, // 6: skjold.plugin.v1.ObservationBatch.observations:type_name -> skjold.plugin.v1.Observation
+	27, // 7: skjold.plugin.v1.DeviceCommand.args:type_name -> skjold.plugin.v1.DeviceCommand.ArgsEntry
+	28, // 8: skjold.plugin.v1.Position.time:type_name -> google.protobuf.Timestamp
+	28, // 9: skjold.plugin.v1.Alarm.raised_at:type_name -> google.protobuf.Timestamp
+	21, // 10: skjold.plugin.v1.Alarm.position:type_name -> skjold.plugin.v1.Position
+	28, // 11: skjold.plugin.v1.Transition.at:type_name -> google.protobuf.Timestamp
+	22, // 12: skjold.plugin.v1.AlarmEvent.alarm:type_name -> skjold.plugin.v1.Alarm
+	23, // 13: skjold.plugin.v1.AlarmEvent.transition:type_name -> skjold.plugin.v1.Transition
+	1,  // 14: skjold.plugin.v1.Plugin.Info:input_type -> skjold.plugin.v1.InfoRequest
+	3,  // 15: skjold.plugin.v1.Plugin.ConfigSchema:input_type -> skjold.plugin.v1.ConfigSchemaRequest
+	6,  // 16: skjold.plugin.v1.Plugin.Configure:input_type -> skjold.plugin.v1.ConfigureRequest
+	9,  // 17: skjold.plugin.v1.Plugin.Health:input_type -> skjold.plugin.v1.HealthRequest
+	11, // 18: skjold.plugin.v1.Plugin.Metrics:input_type -> skjold.plugin.v1.MetricsRequest
+	16, // 19: skjold.plugin.v1.Driver.Observations:input_type -> skjold.plugin.v1.ObservationAck
+	17, // 20: skjold.plugin.v1.Driver.Command:input_type -> skjold.plugin.v1.DeviceCommand
+	19, // 21: skjold.plugin.v1.Driver.Devices:input_type -> skjold.plugin.v1.DevicesRequest
+	24, // 22: skjold.plugin.v1.Hook.Deliver:input_type -> skjold.plugin.v1.AlarmEvent
+	2,  // 23: skjold.plugin.v1.Plugin.Info:output_type -> skjold.plugin.v1.InfoResponse
+	5,  // 24: skjold.plugin.v1.Plugin.ConfigSchema:output_type -> skjold.plugin.v1.ConfigSchemaResponse
+	8,  // 25: skjold.plugin.v1.Plugin.Configure:output_type -> skjold.plugin.v1.ConfigureResponse
+	10, // 26: skjold.plugin.v1.Plugin.Health:output_type -> skjold.plugin.v1.HealthResponse
+	13, // 27: skjold.plugin.v1.Plugin.Metrics:output_type -> skjold.plugin.v1.MetricsResponse
+	15, // 28: skjold.plugin.v1.Driver.Observations:output_type -> skjold.plugin.v1.ObservationBatch
+	18, // 29: skjold.plugin.v1.Driver.Command:output_type -> skjold.plugin.v1.CommandResult
+	20, // 30: skjold.plugin.v1.Driver.Devices:output_type -> skjold.plugin.v1.DevicesResponse
+	25, // 31: skjold.plugin.v1.Hook.Deliver:output_type -> skjold.plugin.v1.Receipt
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_skjold_proto_init() }
@@ -1666,14 +1843,14 @@ func file_skjold_proto_init() {
 	if File_skjold_proto != nil {
 		return
 	}
-	file_skjold_proto_msgTypes[10].OneofWrappers = []any{}
+	file_skjold_proto_msgTypes[13].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skjold_proto_rawDesc), len(file_skjold_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

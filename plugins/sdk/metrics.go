@@ -5,10 +5,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	pluginpb "github.com/skjold-alarm/skjold/plugins/proto"
 )
 
-// A plugin's metrics: counters and gauges kept in the plugin process and read by the host, which
-// exports them on the node's /metrics with a plugin label. Names are Prometheus names without the
+// A plugin's metrics: counters and gauges kept in the plugin process and read by the host (the Metrics
+// RPC of the base service, served by the SDK for every kind), which exports them on the node's /metrics
+// with a plugin and a kind label; the label names "plugin" and "kind" are therefore reserved. Names are Prometheus names without the
 // node's prefix, e.g. "frames_total" becomes skjold_plugin_frames_total{plugin="gt06",...}.
 
 // MetricKind is a counter (only goes up) or a gauge.
@@ -48,6 +51,17 @@ var registry = struct {
 }{metrics: map[string]*Metric{}}
 
 func register(kind MetricKind, name, help string, labelNames []string) *Metric {
+	if !validName(name) {
+		panic(fmt.Sprintf("sdk: metric name %q is not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)", name))
+	}
+	for _, l := range labelNames {
+		if !validName(l) || strings.HasPrefix(l, "__") {
+			panic(fmt.Sprintf("sdk: metric %q: label name %q is not a Prometheus label name", name, l))
+		}
+		if l == "plugin" || l == "kind" {
+			panic(fmt.Sprintf("sdk: metric %q: label name %q is reserved (the node sets it)", name, l))
+		}
+	}
 	registry.mu.Lock()
 	defer registry.mu.Unlock()
 	if m, ok := registry.metrics[name]; ok {
@@ -146,4 +160,30 @@ func Metrics() []MetricValue {
 		m.mu.Unlock()
 	}
 	return out
+}
+
+// metricsResponse is Metrics() on the wire.
+func metricsResponse() *pluginpb.MetricsResponse {
+	vals := Metrics()
+	out := make([]*pluginpb.Metric, 0, len(vals))
+	for _, v := range vals {
+		out = append(out, &pluginpb.Metric{Name: v.Name, Help: v.Help, Kind: string(v.Kind), Labels: v.Labels, Value: v.Value})
+	}
+	return &pluginpb.MetricsResponse{Metrics: out}
+}
+
+// validName reports whether s matches [a-zA-Z_][a-zA-Z0-9_]*.
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

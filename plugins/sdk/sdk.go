@@ -235,3 +235,8 @@ func (b *base) Health(context.Context, *pluginpb.HealthRequest) (*pluginpb.Healt
 	ok, msg := b.health()
 	return &pluginpb.HealthResponse{Healthy: ok, Message: msg}, nil
 }
+
+// Metrics serves the process's metrics registry (NewCounter, NewGauge).
+func (b *base) Metrics(context.Context, *pluginpb.MetricsRequest) (*pluginpb.MetricsResponse, error) {
+	return metricsResponse(), nil
+}

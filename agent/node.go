@@ -86,6 +86,14 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		n.machine.Close()
 		return nil, fmt.Errorf("refusing to start: %w", err)
 	}
+	// The plugin manager exists before anything can read it (the API's health and metrics); it launches
+	// its plugins only at Start below.
+	n.plugins, err = host.New(specs, n, host.Options{Node: cfg.NodeID, Logger: hclogFor(log, "plugin")})
+	if err != nil {
+		n.raft.Shutdown()
+		n.machine.Close()
+		return nil, err
+	}
 	n.metrics = newMetrics(n)
 	n.api = api.New(n, n.metrics.handler(), log)
 	ln, err := net.Listen("tcp", cfg.APIListen)
@@ -104,11 +112,6 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 	}()
 
-	n.plugins, err = host.New(specs, n, host.Options{Node: cfg.NodeID, Logger: hclogFor(log, "plugin")})
-	if err != nil {
-		n.Stop()
-		return nil, err
-	}
 	n.goRun(n.reportFaults)
 	n.goRun(n.tick)
 	for _, h := range n.plugins.Hooks() {

@@ -3,6 +3,7 @@ package breach
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -77,4 +78,103 @@ func BenchmarkEvaluate(b *testing.B) {
 		done += n
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "obs/s")
+}
+
+// nationalOrders builds n orders across Norway, each with a 256-vertex home polygon (~300 m across), a
+// 300 m circle and a 256-vertex area of a few kilometres, as a national deployment would.
+func nationalOrders(b *testing.B, n int) (*Evaluator, []string, [][2]float64) {
+	e := New(DefaultConfig())
+	rng := rand.New(rand.NewPCG(5, 6))
+	devs := make([]string, n)
+	centres := make([][2]float64, n)
+	ring := func(lat, lon, rM float64) []byte {
+		var pts [][]float64
+		for k := 0; k < 256; k++ {
+			a := 2 * math.Pi * float64(k) / 256
+			r := rM * (0.8 + 0.2*math.Sin(5*a))
+			pts = append(pts, []float64{lon + r*math.Cos(a)/(111320*math.Cos(lat*math.Pi/180)), lat + r*math.Sin(a)/111320})
+		}
+		pts = append(pts, pts[0])
+		c, _ := json.Marshal([][][]float64{pts})
+		return c
+	}
+	for i := 0; i < n; i++ {
+		lat, lon := 58.2+rng.Float64()*12.5, 5.5+rng.Float64()*24
+		work, _ := json.Marshal([]float64{lon + 0.03, lat + 0.01})
+		o := order.Order{
+			ID: fmt.Sprintf("ord-%06d", i), Reference: "R", Basis: order.Court, ValidFrom: t0.Add(-time.Hour),
+			Offender: order.Party{Device: fmt.Sprintf("tag-%06d", i)},
+			Zones: []order.Zone{
+				{ID: "home", Kind: order.Exclusion, WarningM: 200, Geometry: order.Geometry{Type: "Polygon", Coordinates: ring(lat, lon, 150)}},
+				{ID: "work", Kind: order.Exclusion, WarningM: 200, RadiusM: 300, Geometry: order.Geometry{Type: "Point", Coordinates: work}},
+				{ID: "town", Kind: order.Exclusion, Geometry: order.Geometry{Type: "Polygon", Coordinates: ring(lat-0.05, lon-0.05, 2500)}},
+			},
+		}
+		e.Begin()
+		if _, err := e.PutOrder(PutOrder{At: t0, Order: o}); err != nil {
+			b.Fatal(err)
+		}
+		e.Finish()
+		devs[i], centres[i] = o.Offender.Device, [2]float64{lat, lon}
+	}
+	return e, devs, centres
+}
+
+// BenchmarkEvaluateNational: 50,000 orders with three zones each (two of 256 vertices), 5 % of fixes
+// within 200 m of a zone, the rest 1–10 km away; one goroutine, batches of 256 as the state machine
+// applies them. Each tag reports every 10 s of its own fix time; ticks are measured on their own
+// (BenchmarkTickNational), as they cost per second, not per observation.
+func BenchmarkEvaluateNational(b *testing.B) {
+	const orders, batch = 50000, 256
+	e, devs, centres := nationalOrders(b, orders)
+	rng := rand.New(rand.NewPCG(8, 9))
+	obs := make([]device.Observation, 1<<14)
+	vals := make([]float64, 3*len(obs))
+	for i := range obs {
+		k := rng.IntN(orders)
+		dist := 1000 + rng.Float64()*9000
+		if rng.Float64() < 0.05 {
+			dist = 150 + rng.Float64()*200 // near the home polygon (radius 120–150 m)
+		}
+		a := rng.Float64() * 2 * math.Pi
+		lat := centres[k][0] + dist*math.Sin(a)/111320
+		lon := centres[k][1] + dist*math.Cos(a)/(111320*math.Cos(centres[k][0]*math.Pi/180))
+		vals[3*i], vals[3*i+1], vals[3*i+2] = lat, lon, 5+rng.Float64()*25
+		obs[i] = device.Observation{Device: devs[k], Lat: &vals[3*i], Lon: &vals[3*i+1], AccuracyM: &vals[3*i+2]}
+	}
+	reports := make(map[string]int, orders)
+	at := t0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(batch, b.N-done)
+		start := done % (len(obs) - batch)
+		chunk := obs[start : start+n]
+		for i := range chunk {
+			reports[chunk[i].Device]++
+			chunk[i].Time = t0.Add(time.Duration(reports[chunk[i].Device]) * 10 * time.Second)
+			if chunk[i].Time.After(at) {
+				at = chunk[i].Time
+			}
+		}
+		e.Begin()
+		e.Observe(Observations{At: at, Obs: chunk})
+		e.Finish()
+		done += n
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "obs/s")
+}
+
+// BenchmarkTickNational measures one tick (timers for every device and order) with 50,000 orders.
+func BenchmarkTickNational(b *testing.B) {
+	e, _, _ := nationalOrders(b, 50000)
+	at := t0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		at = at.Add(time.Second)
+		e.Begin()
+		e.Tick(Tick{At: at})
+		e.Finish()
+	}
 }

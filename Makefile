@@ -6,7 +6,8 @@ GO        ?= go
 BIN       := bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
-PLUGINS   := $(BIN)/skjold-driver-sim $(BIN)/skjold-hook-siren
+DRIVERS   := sim gt06 modem serialrx
+HOOKS     := siren
 FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 
@@ -16,8 +17,8 @@ all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/skjold ./cmd/skjold
-	$(GO) build -o $(BIN)/skjold-driver-sim ./drivers/sim/cmd/skjold-driver-sim
-	$(GO) build -o $(BIN)/skjold-hook-siren ./plugins/hooks/siren/cmd/skjold-hook-siren
+	@for d in $(DRIVERS); do echo "build skjold-driver-$$d"; $(GO) build -o $(BIN)/skjold-driver-$$d ./drivers/$$d/cmd/skjold-driver-$$d || exit 1; done
+	@for h in $(HOOKS); do echo "build skjold-hook-$$h"; $(GO) build -o $(BIN)/skjold-hook-$$h ./plugins/hooks/$$h/cmd/skjold-hook-$$h || exit 1; done
 
 # A fresh demo every time; `bin/skjold dev` alone keeps its data directory across restarts.
 run: build
@@ -26,12 +27,16 @@ run: build
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) run ./cmd/skjold replay docs/scenarios/*.json
 
 test-short:
 	$(GO) test -count=1 -short ./...
 
+# The national benchmarks build 50,000 orders first; they run with a fixed count to bound the time.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -skip 'National' ./...
+	$(GO) test -run '^$$' -bench 'EvaluateNational' -benchtime 200000x -benchmem ./core/breach
+	$(GO) test -run '^$$' -bench 'TickNational' -benchtime 20x -benchmem ./core/breach
 
 # Each fuzz target for FUZZTIME; seed corpora live in each package's testdata/fuzz.
 fuzz:

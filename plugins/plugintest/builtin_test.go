@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/skjold-alarm/skjold/plugins/plugintest"
+	"github.com/skjold-alarm/skjold/drivers/modem/modemtest"
 	"github.com/skjold-alarm/skjold/plugins/sdk/serialport/ptypair"
 )
 
@@ -38,6 +39,24 @@ var builtins = []builtin{
 	{name: "siren", pkg: "github.com/skjold-alarm/skjold/plugins/hooks/siren/cmd/skjold-hook-siren",
 		config: `{"port": "PTY"}`, setup: ptyPort,
 		mustPass: []string{plugintest.CheckDeliver, plugintest.CheckDuplicate, "rejects_wrong_type:port"}},
+	{name: "gt06", pkg: "github.com/skjold-alarm/skjold/drivers/gt06/cmd/skjold-driver-gt06",
+		config: `{"listen": "127.0.0.1:0"}`, mustPass: []string{plugintest.CheckMetrics, "rejects_wrong_type:listen"}},
+	{name: "serialrx", pkg: "github.com/skjold-alarm/skjold/drivers/serialrx/cmd/skjold-driver-serialrx",
+		config: `{"port": "PTY"}`, setup: ptyPort, mustPass: []string{plugintest.CheckMetrics, "rejects_wrong_type:port"}},
+	{name: "modem", pkg: "github.com/skjold-alarm/skjold/drivers/modem/cmd/skjold-driver-modem",
+		config: `{"port": "PTY", "devices": {"+4791234567": "tk103-0001"}, "poll_s": 1}`, setup: modemPort,
+		mustPass: []string{plugintest.CheckMetrics, "rejects_wrong_type:port"}},
+}
+
+// modemPort is ptyPort with a modem emulator answering the AT dialogue on the other end.
+func modemPort(t *testing.T, config string) string {
+	p, err := ptypair.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	em := modemtest.Start(p.Master, "")
+	t.Cleanup(func() { em.Stop(); p.Close() })
+	return strings.ReplaceAll(config, `"PTY"`, fmt.Sprintf("%q", p.Path))
 }
 
 // ptyPort replaces "PTY" in the config with a pseudo-terminal that stands in for a serial device.

@@ -25,6 +25,7 @@ type metrics struct {
 	driverRejected  *prometheus.CounterVec
 	deliveries      *prometheus.CounterVec
 	deliveryLatency *prometheus.HistogramVec
+	commands        *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -39,6 +40,8 @@ func newMetrics(n *Node) *metrics {
 			Name: "skjold_driver_batches_rejected_total", Help: "Driver batches refused because an observation was invalid."}, []string{"driver"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "skjold_hook_deliveries_total", Help: "Outbox deliveries to hooks by result."}, []string{"hook", "result"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skjold_device_commands_total", Help: "Device commands by kind and result (sent, failed, no_driver)."}, []string{"command", "result"}),
 		deliveryLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "skjold_hook_delivery_seconds", Help: "Time for a hook to confirm one delivery.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"hook"}),
@@ -52,7 +55,7 @@ func newMetrics(n *Node) *metrics {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.proposals, m.proposalErrors, m.driverRejected, m.deliveries, m.deliveryLatency,
+		m.proposals, m.proposalErrors, m.driverRejected, m.deliveries, m.deliveryLatency, m.commands,
 		stat("skjold_observations_accepted_total", "Observations from bound devices applied.", func() float64 { return float64(n.machine.Stats().Accepted) }, true),
 		stat("skjold_observations_dropped_total", "Observations from devices bound to no order, counted and dropped.", func() float64 { return float64(n.machine.Stats().Dropped) }, true),
 		stat("skjold_observations_late_total", "Fixes older than the device's latest fix.", func() float64 { return float64(n.machine.Stats().Late) }, true),

@@ -24,6 +24,7 @@ import (
 	"github.com/skjold-alarm/skjold/core/device"
 	"github.com/skjold-alarm/skjold/core/state"
 	"github.com/skjold-alarm/skjold/plugins/host"
+	pluginpb "github.com/skjold-alarm/skjold/plugins/proto"
 )
 
 // Node is one running Skjold node.
@@ -114,7 +115,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 
 	n.goRun(n.reportFaults)
 	n.goRun(n.tick)
-	for _, h := range n.plugins.Hooks() {
+	for _, h := range append(n.plugins.Hooks(), commandsCursor) {
 		n.wakes[h] = make(chan struct{}, 1)
 	}
 	n.machine.OnChanges(func([]state.OutboxItem) {
@@ -126,8 +127,9 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 	})
 	for _, h := range n.plugins.Hooks() {
-		n.goRun(func() { n.effect(h) })
+		n.goRun(func() { n.effect(h, n.deliver) })
 	}
+	n.goRun(func() { n.effect(commandsCursor, n.sendCommand) })
 	n.plugins.Start(n.ctx)
 	log.Info("node started", "node", cfg.NodeID, "api", n.apiAddr, "raft", cfg.RaftBind, "data", cfg.DataDir)
 	return n, nil
@@ -317,9 +319,13 @@ func (n *Node) tick() {
 
 // ---- effector ----
 
-// effect delivers the outbox to one hook while this node leads: in order, at least once, each item
-// retried until the hook confirms it, then a receipt through the log so a new leader resumes after it.
-func (n *Node) effect(hook string) {
+// commandsCursor names the outbox consumer that sends device commands through drivers.
+const commandsCursor = "@commands"
+
+// effect delivers the outbox to one consumer (a hook, or the device commands) while this node leads: in
+// order, at least once, each item retried until send confirms it, then a receipt through the log so a new
+// leader resumes after it.
+func (n *Node) effect(hook string, send func(hook string, it state.OutboxItem) bool) {
 	const batch = 64
 	for n.ctx.Err() == nil {
 		if !n.raft.IsLeader() {
@@ -345,7 +351,7 @@ func (n *Node) effect(hook string) {
 		}
 		delivered := uint64(0)
 		for _, it := range items {
-			if !n.deliver(hook, it) {
+			if !send(hook, it) {
 				break
 			}
 			delivered = it.Seq
@@ -363,7 +369,11 @@ func (n *Node) effect(hook string) {
 }
 
 // deliver retries one item until the hook confirms it; false when this node stops leading or stops.
+// Device commands are not for hooks and pass at once.
 func (n *Node) deliver(hook string, it state.OutboxItem) bool {
+	if it.Command != nil {
+		return true
+	}
 	for attempt := 0; ; attempt++ {
 		if n.ctx.Err() != nil || !n.raft.IsLeader() {
 			return false
@@ -388,6 +398,57 @@ func (n *Node) deliver(hook string, it state.OutboxItem) bool {
 			return false
 		}
 	}
+}
+
+// commandAttempts bounds how often a device command is tried: a tag out of coverage must not hold up
+// the commands for every other device.
+const commandAttempts = 5
+
+// sendCommand hands a device command to the driver that last heard the device. It gives up (counted and
+// logged) after a few attempts; the commands that matter are decided again as the situation goes on.
+func (n *Node) sendCommand(_ string, it state.OutboxItem) bool {
+	c := it.Command
+	if c == nil {
+		return true
+	}
+	var driver string
+	n.machine.View(func(ev *breach.Evaluator) {
+		if st, ok := ev.Device(c.Device); ok {
+			driver = st.Driver
+		}
+	})
+	if driver == "" || driver == "api" || !n.hasDriver(driver) {
+		n.metrics.commands.WithLabelValues(c.Kind, "no_driver").Inc()
+		return true
+	}
+	pc := &pluginpb.DeviceCommand{Id: c.ID, Device: c.Device, Kind: c.Kind, Args: c.Args}
+	for attempt := 0; attempt < commandAttempts; attempt++ {
+		if n.ctx.Err() != nil || !n.raft.IsLeader() {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		err := n.plugins.Command(ctx, driver, pc)
+		cancel()
+		if err == nil {
+			n.metrics.commands.WithLabelValues(c.Kind, "sent").Inc()
+			return true
+		}
+		n.log.Warn("device command failed", "command", c.ID, "kind", c.Kind, "device", c.Device, "driver", driver, "attempt", attempt+1, "err", err)
+		if !sleepCtx(n.ctx, backoff(attempt, 100*time.Millisecond, 2*time.Second)) {
+			return false
+		}
+	}
+	n.metrics.commands.WithLabelValues(c.Kind, "failed").Inc()
+	return true
+}
+
+func (n *Node) hasDriver(name string) bool {
+	for _, s := range n.plugins.Status() {
+		if s.Name == name && s.Kind == host.KindDriver {
+			return true
+		}
+	}
+	return false
 }
 
 func backoff(attempt int, min, max time.Duration) time.Duration {

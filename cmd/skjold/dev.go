@@ -157,6 +157,10 @@ func runDev(out io.Writer, configPath, dataDir, apiListen, pluginDir string, res
 	defer cancel()
 	go func() {
 		for it := range events {
+			if c := it.Command; c != nil {
+				fmt.Fprintf(out, "%s  COMMAND      %-16s to %s %v  (for %s)\n", c.At.Local().Format("15:04:05"), c.Kind, c.Device, c.Args, c.Reason)
+				continue
+			}
 			fmt.Fprintln(out, FormatTransition(it.Change.Alarm, it.Change.Transition, it.Change.ActivePolice))
 		}
 	}()

@@ -98,7 +98,9 @@ func (s *Server) alarmEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			for _, it := range items {
-				writeEvent(w, it)
+				if it.Command == nil {
+					writeEvent(w, it)
+				}
 				last = it.Seq
 			}
 			fl.Flush()
@@ -120,7 +122,7 @@ func (s *Server) alarmEvents(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			if replay && it.Seq <= last {
+			if (replay && it.Seq <= last) || it.Command != nil {
 				continue
 			}
 			writeEvent(w, it)

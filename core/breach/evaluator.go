@@ -9,6 +9,8 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/skjold-alarm/skjold/core/alarm"
@@ -40,6 +42,8 @@ type Config struct {
 	ApproachMinSpeed   float64       // closing speeds below this (m/s) are not an approach
 	RepetitionWindow   time.Duration // breaches of an order counted for repetition
 	RepetitionEscalate int           // from this many breaches in the window, lesser alarms are critical
+	FastReportS        int           // report interval asked of an offender's tag near a zone (0: never)
+	NormalReportS      int           // report interval asked again when the offender has left (0: never)
 }
 
 // DefaultConfig is used where the configuration says nothing.
@@ -65,13 +69,16 @@ func DefaultConfig() Config {
 		ApproachMinSpeed:   0.5,
 		RepetitionWindow:   30 * 24 * time.Hour,
 		RepetitionEscalate: 3,
+		FastReportS:        10,
+		NormalReportS:      60,
 	}
 }
 
 // Meta is the evaluator's own scalar state.
 type Meta struct {
-	Now      time.Time `json:"now"`
-	AlarmSeq uint64    `json:"alarm_seq"`
+	Now        time.Time `json:"now"`
+	AlarmSeq   uint64    `json:"alarm_seq"`
+	CommandSeq uint64    `json:"command_seq,omitempty"`
 }
 
 // StoredFix is a fix kept on disk for the track window.
@@ -84,6 +91,7 @@ type StoredFix struct {
 // the records the store must write or delete. Keys are sorted so that writes are deterministic.
 type Effects struct {
 	Changes        []alarm.Change
+	Commands       []device.Command // to devices, in the order they were decided
 	Orders         []string
 	Devices        []string
 	DevicesDeleted []string
@@ -199,8 +207,12 @@ func (e *Evaluator) advance(at time.Time) {
 	}
 }
 
-// Pending returns the transitions collected since Begin, in order. The slice must not be modified.
-func (e *Evaluator) Pending() []alarm.Change { return e.effects().Changes }
+// Pending returns the transitions and commands collected since Begin, in order. The slices must not be
+// modified.
+func (e *Evaluator) Pending() ([]alarm.Change, []device.Command) {
+	fx := e.effects()
+	return fx.Changes, fx.Commands
+}
 
 // Meta returns the evaluator's scalar state.
 func (e *Evaluator) Meta() Meta { return e.meta }
@@ -1031,6 +1043,44 @@ func (e *Evaluator) transition(a *alarm.Alarm, to alarm.State, ev alarm.Event, a
 	fx := e.effects()
 	fx.dirtyAlarms[a.ID] = struct{}{}
 	fx.Changes = append(fx.Changes, alarm.Change{Alarm: summary(a), Transition: t, ActivePolice: e.activePolice})
+	e.commandsFor(a, ev, at)
+}
+
+// commandsFor decides the device commands a transition calls for: the offender's tag vibrates at a
+// warning or breach and reports faster while near; the protected person's unit is warned when the
+// offender approaches or comes near them.
+func (e *Evaluator) commandsFor(a *alarm.Alarm, ev alarm.Event, at time.Time) {
+	c := e.orders[a.OrderID]
+	if c == nil || a.Late || (ev != alarm.EventRaised && ev != alarm.EventRestored) {
+		return
+	}
+	offender := c.order.Offender.Device
+	dynamic := strings.HasPrefix(a.ZoneID, "dynamic:")
+	raised := ev == alarm.EventRaised
+	switch {
+	case raised && (a.Kind == alarm.Warning || a.Kind == alarm.Breach || a.Kind == alarm.DynamicBreach || a.Kind == alarm.InclusionBreach):
+		e.command(offender, device.CommandVibrate, nil, a.ID, at)
+		if a.Kind == alarm.Warning && e.cfg.FastReportS > 0 {
+			e.command(offender, device.CommandReportInterval, map[string]string{"interval_s": strconv.Itoa(e.cfg.FastReportS)}, a.ID, at)
+		}
+	case !raised && a.Kind == alarm.Warning && e.cfg.NormalReportS > 0:
+		e.command(offender, device.CommandReportInterval, map[string]string{"interval_s": strconv.Itoa(e.cfg.NormalReportS)}, a.ID, at)
+	}
+	if raised && (a.Kind == alarm.Approach || a.Kind == alarm.DynamicBreach || (a.Kind == alarm.Warning && dynamic)) {
+		for _, p := range c.order.Protected {
+			if dynamic && a.ZoneID != "dynamic:"+p.Device {
+				continue
+			}
+			e.command(p.Device, device.CommandWarn, map[string]string{"alarm": string(a.Kind)}, a.ID, at)
+		}
+	}
+}
+
+func (e *Evaluator) command(dev, kind string, args map[string]string, reason string, at time.Time) {
+	e.meta.CommandSeq++
+	fx := e.effects()
+	fx.Commands = append(fx.Commands, device.Command{
+		ID: fmt.Sprintf("cmd-%08d", e.meta.CommandSeq), Device: dev, Kind: kind, Args: args, Reason: reason, At: at})
 }
 
 // summary is an alarm as a transition carries it: without its history and evidence, which stay in the

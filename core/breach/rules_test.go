@@ -248,3 +248,65 @@ func TestOrderApproachLeadValidated(t *testing.T) {
 	}
 	_ = json.Marshal
 }
+
+func TestDeviceCommands(t *testing.T) {
+	o := testOrder(square())
+	o.DynamicZone = &order.DynamicZone{RadiusM: 100, WarningM: 300}
+	o.ApproachLeadS = 1 // this test jumps between places; approach alarms would warn as well
+	e := newEval(t, o)
+	observe(e, fix(protected, t0, 59.95, 10.80, 5))
+	cmds := func(obs device.Observation) []string {
+		e.Begin()
+		e.Observe(Observations{At: obs.Time, Obs: []device.Observation{obs}})
+		var out []string
+		for _, c := range e.Finish().Commands {
+			s := c.Kind + ">" + c.Device
+			if v := c.Args["interval_s"]; v != "" {
+				s += ":" + v
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	same := func(step string, got []string, want ...string) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: commands %v, want %v", step, got, want)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%s: commands %v, want %v", step, got, want)
+			}
+		}
+	}
+	same("far away", cmds(fix(offender, t0, 59.900, 10.751, 5)))
+	same("in the buffer: vibrate and report faster", cmds(fix(offender, t0.Add(time.Minute), 59.9085, 10.751, 5)),
+		"vibrate>"+offender, "report_interval>"+offender+":10")
+	same("away again", cmds(fix(offender, t0.Add(2*time.Minute), 59.900, 10.751, 5)))
+	same("still away: back to the normal rate", cmds(fix(offender, t0.Add(3*time.Minute), 59.899, 10.751, 5)),
+		"report_interval>"+offender+":60")
+	// Near the protected person (167 m, warning at 300): the offender vibrates, the unit is warned.
+	same("near the protected person", cmds(fix(offender, t0.Add(4*time.Minute), 59.9515, 10.80, 5)),
+		"vibrate>"+offender, "report_interval>"+offender+":10", "warn>"+protected)
+	same("within the radius", cmds(fix(offender, t0.Add(5*time.Minute), 59.9505, 10.80, 5)),
+		"vibrate>"+offender, "warn>"+protected)
+}
+
+func TestApproachWarnsTheProtectedPerson(t *testing.T) {
+	e := newEval(t, testOrder(square()))
+	var warned []string
+	for i := 0; i < 120 && len(warned) == 0; i++ {
+		e.Begin()
+		at := t0.Add(time.Duration(i) * 10 * time.Second)
+		lat := 59.910 - (1500-float64(i)*15)/111300
+		e.Observe(Observations{At: at, Obs: []device.Observation{fix(offender, at, lat, 10.751, 8)}})
+		for _, c := range e.Finish().Commands {
+			if c.Kind == device.CommandWarn {
+				warned = append(warned, c.Device)
+			}
+		}
+	}
+	if len(warned) != 1 || warned[0] != protected {
+		t.Fatalf("warned %v", warned)
+	}
+}

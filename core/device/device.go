@@ -141,3 +141,21 @@ type State struct {
 	Driver     string    `json:"driver,omitempty"`
 	Node       string    `json:"node,omitempty"`
 }
+
+// Command is an instruction to a device, produced by the evaluator and delivered through the driver that
+// last heard the device: vibrate or warn the wearer, or change how often it reports.
+type Command struct {
+	ID     string            `json:"id"` // idempotency key
+	Device string            `json:"device"`
+	Kind   string            `json:"kind"` // "vibrate", "warn", "report_interval"
+	Args   map[string]string `json:"args,omitempty"`
+	Reason string            `json:"reason,omitempty"` // the alarm that caused it
+	At     time.Time         `json:"at"`
+}
+
+// Command kinds.
+const (
+	CommandVibrate        = "vibrate"
+	CommandWarn           = "warn"
+	CommandReportInterval = "report_interval"
+)

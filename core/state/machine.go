@@ -51,11 +51,13 @@ type Entry struct {
 	Data  []byte
 }
 
-// OutboxItem is an alarm transition waiting for, or past, delivery to the hooks.
+// OutboxItem is an alarm transition waiting for, or past, delivery to the hooks; or, with Command set,
+// a command for a device, delivered through its driver.
 type OutboxItem struct {
-	Seq    uint64       `json:"seq"`
-	At     time.Time    `json:"at"`
-	Change alarm.Change `json:"change"`
+	Seq     uint64          `json:"seq"`
+	At      time.Time       `json:"at"`
+	Change  alarm.Change    `json:"change,omitzero"`
+	Command *device.Command `json:"command,omitempty"`
 }
 
 // Machine is the state machine. Apply is serialised by the caller; reads may run concurrently.
@@ -85,7 +87,7 @@ type Machine struct {
 
 // Stats counts what the machine has applied since it was opened.
 type Stats struct {
-	Accepted, Dropped, Late, Changes uint64
+	Accepted, Dropped, Late, Changes, Commands uint64
 }
 
 // Open opens or creates the state in dir. A directory with other contents, another schema, or damaged
@@ -319,7 +321,7 @@ func (m *Machine) apply(entries []Entry) ([]any, []OutboxItem, error) {
 	m.dirtyCursors = map[string]struct{}{}
 	m.items, m.pruneMaxSeq = nil, 0
 	last := m.applied
-	taken := 0 // changes of the batch already numbered
+	taken, takenCmds := 0, 0 // changes and commands of the batch already numbered
 	for i, en := range entries {
 		if en.Index <= m.applied {
 			continue
@@ -344,13 +346,19 @@ func (m *Machine) apply(entries []Entry) ([]any, []OutboxItem, error) {
 		}
 		results[i] = res
 		last = en.Index
-		// Number this entry's transitions now, so that what a tick prunes does not depend on batching.
-		for _, ch := range m.ev.Pending()[taken:] {
+		// Number this entry's transitions and commands now, so that what a tick prunes does not depend on
+		// batching. Items carry their own time, not the batch's, for the same reason.
+		changes, cmds := m.ev.Pending()
+		for _, ch := range changes[taken:] {
 			m.outboxSeq++
-			// The transition's own time, not the batch's: the state must not depend on how entries were batched.
 			m.items = append(m.items, OutboxItem{Seq: m.outboxSeq, At: ch.Transition.At, Change: ch})
 		}
-		taken = len(m.ev.Pending())
+		for i := range cmds[takenCmds:] {
+			c := cmds[takenCmds+i]
+			m.outboxSeq++
+			m.items = append(m.items, OutboxItem{Seq: m.outboxSeq, At: c.At, Command: &c})
+		}
+		taken, takenCmds = len(changes), len(cmds)
 	}
 	fx := m.ev.Finish()
 	if last == m.applied {
@@ -370,6 +378,7 @@ func (m *Machine) apply(entries []Entry) ([]any, []OutboxItem, error) {
 	m.stats.Dropped += uint64(fx.Dropped)
 	m.stats.Late += uint64(fx.Late)
 	m.stats.Changes += uint64(len(fx.Changes))
+	m.stats.Commands += uint64(len(fx.Commands))
 	return results, items, nil
 }
 

@@ -79,6 +79,8 @@ type evalBlock struct {
 	PoorAccuracyM      *float64 `hcl:"poor_accuracy_m,optional"`
 	HysteresisM        *float64 `hcl:"hysteresis_m,optional"`
 	ExitFixes          *int     `hcl:"exit_fixes,optional"`
+	FastReportS        *int     `hcl:"fast_report_s,optional"`
+	NormalReportS      *int     `hcl:"normal_report_s,optional"`
 }
 
 type pluginBlock struct {
@@ -189,6 +191,18 @@ func ParseConfig(filename string, src []byte, base Config) (Config, error) {
 				return Config{}, fmt.Errorf("config: %s: evaluator.exit_fixes: %d is not in [1, 20]", filename, *e.ExitFixes)
 			}
 			c.Evaluator.ExitFixes = *e.ExitFixes
+		}
+		for _, r := range []struct {
+			name     string
+			src, dst *int
+		}{{"fast_report_s", e.FastReportS, &c.Evaluator.FastReportS}, {"normal_report_s", e.NormalReportS, &c.Evaluator.NormalReportS}} {
+			if r.src == nil {
+				continue
+			}
+			if *r.src < 0 || *r.src > 86400 {
+				return Config{}, fmt.Errorf("config: %s: evaluator.%s: %d is not in [0, 86400] seconds", filename, r.name, *r.src)
+			}
+			*r.dst = *r.src
 		}
 		if e.BatteryLowPct != nil {
 			if *e.BatteryLowPct < 0 || *e.BatteryLowPct > 95 {

@@ -286,7 +286,11 @@ func alarmActionCmd(c *client, verb, short, textFlag, textHelp string) *cobra.Co
 // FormatTransition is one readable terminal line for an alarm transition.
 func FormatTransition(a alarm.Alarm, t alarm.Transition, activePolice int) string {
 	word := strings.ToUpper(string(t.Event))
-	line := fmt.Sprintf("%s  %-12s %-16s %-9s %-8s %s  [%s]", t.At.Local().Format("15:04:05"), word, a.Kind, a.Class, a.Severity, a.Message, a.ID)
+	text := a.Message
+	if t.Event == alarm.EventRestored && t.Note != "" {
+		text = t.Note // what ended it, not what raised it
+	}
+	line := fmt.Sprintf("%s  %-12s %-16s %-9s %-8s %s  [%s]", t.At.Local().Format("15:04:05"), word, a.Kind, a.Class, a.Severity, text, a.ID)
 	if t.Event != alarm.EventRaised && t.By != "" && t.By != "evaluator" {
 		line += " by " + t.By
 	}

@@ -108,6 +108,9 @@ func runDev(out io.Writer, configPath, dataDir, apiListen, pluginDir string, res
 	cfg.RaftBind = "127.0.0.1:0"
 	cfg.PluginDir = pluginDir
 	cfg.TrustPluginDir = true
+	// The demo's simulated tags report every 2 s; near a zone the node asks for that rate, not the
+	// 10 s a real tag would be asked for (a config file can set these).
+	cfg.Evaluator.FastReportS, cfg.Evaluator.NormalReportS = 2, 2
 	if demo {
 		cfg.Drivers = []agent.PluginConfig{{Name: "sim", Config: demoSimConfig()}}
 	}

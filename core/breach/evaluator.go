@@ -508,7 +508,7 @@ func (e *Evaluator) closing(track []device.Fix, cur *device.Fix, now float64, di
 }
 
 // approach raises an approach alarm while the offender would reach the target within the order's lead
-// time at the closing speed seen on the track.
+// time at the closing speed seen on the track; ok is false when there is no usable closing speed.
 func (e *Evaluator) approach(c *compiledOrder, st *device.State, subject string, at time.Time, d float64, closing float64, ok bool, what string) {
 	lead := c.lead(e.cfg).Seconds()
 	active, clear := false, true
@@ -523,6 +523,12 @@ func (e *Evaluator) approach(c *compiledOrder, st *device.State, subject string,
 		active: active, clear: clear, hyst: d > 0, spec: &alarmSpec{zone: subject}, at: at, fix: st.LastFix,
 		dist: &d, eta: &eta, closingMps: &closing,
 		msg: func() string {
+			switch {
+			case d <= 0:
+				return fmt.Sprintf("offender %s has reached %s", st.Device, what)
+			case !active:
+				return fmt.Sprintf("offender %s is no longer approaching %s (%s away)", st.Device, what, metres(d))
+			}
 			return fmt.Sprintf("offender %s is approaching %s: %s away, closing at %.1f m/s, about %s", st.Device, what, metres(d), closing, (time.Duration(eta) * time.Second).Round(time.Second))
 		}})
 }
@@ -565,7 +571,7 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 				closing, ok := e.closing(track, f, d, distAt)
 				e.approach(c, st, z.zone.ID, at, d, closing, ok, "exclusion zone "+z.zone.ID)
 			} else {
-				e.approach(c, st, z.zone.ID, at, d, 0, false, "")
+				e.approach(c, st, z.zone.ID, at, d, 0, false, "exclusion zone "+z.zone.ID)
 			}
 		case order.Inclusion:
 			deep := e.deep(-d, f.AccuracyM)
@@ -658,7 +664,7 @@ func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
 			})
 			e.approach(c, off, subject, at, d-dz.RadiusM, closing, ok, "protected person "+p.Device)
 		} else {
-			e.approach(c, off, subject, at, d-dz.RadiusM, 0, false, "")
+			e.approach(c, off, subject, at, d-dz.RadiusM, 0, false, "protected person "+p.Device)
 		}
 	}
 }

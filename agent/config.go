@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
+	"github.com/skjold-alarm/skjold/core/alarm"
 	"github.com/skjold-alarm/skjold/core/breach"
 )
 
@@ -38,6 +40,27 @@ type PluginConfig struct {
 	Path   string
 	SHA256 string
 	Config json.RawMessage // the config {} block as a JSON object
+	Route  *Route          // hooks only: which alarm transitions it gets; nil means all
+}
+
+// Route subscribes a hook to part of the alarms: the technical desk to equipment alarms, a CAD to
+// breaches. Empty lists match everything.
+type Route struct {
+	Classes     []alarm.Class
+	Kinds       []alarm.Kind
+	MinSeverity alarm.Severity
+	Orders      []string
+}
+
+// Matches reports whether a transition of this alarm goes to the hook.
+func (r *Route) Matches(a *alarm.Alarm) bool {
+	if r == nil {
+		return true
+	}
+	return (len(r.Classes) == 0 || slices.Contains(r.Classes, a.Class)) &&
+		(len(r.Kinds) == 0 || slices.Contains(r.Kinds, a.Kind)) &&
+		a.Severity.Rank() >= r.MinSeverity.Rank() &&
+		(len(r.Orders) == 0 || slices.Contains(r.Orders, a.OrderID))
 }
 
 // Defaults for a fresh single node.
@@ -79,6 +102,7 @@ type evalBlock struct {
 	PoorAccuracyM      *float64 `hcl:"poor_accuracy_m,optional"`
 	HysteresisM        *float64 `hcl:"hysteresis_m,optional"`
 	ExitFixes          *int     `hcl:"exit_fixes,optional"`
+	EscalateAfter      []string `hcl:"escalate_after,optional"`
 	FastReportS        *int     `hcl:"fast_report_s,optional"`
 	NormalReportS      *int     `hcl:"normal_report_s,optional"`
 }
@@ -87,7 +111,38 @@ type pluginBlock struct {
 	Name   string       `hcl:"name,label"`
 	Path   string       `hcl:"path,optional"`
 	SHA256 string       `hcl:"sha256,optional"`
+	Route  *routeBlock  `hcl:"route,block"`
 	Config *configBlock `hcl:"config,block"`
+}
+
+type routeBlock struct {
+	Classes     []string `hcl:"classes,optional"`
+	Kinds       []string `hcl:"kinds,optional"`
+	MinSeverity string   `hcl:"min_severity,optional"`
+	Orders      []string `hcl:"orders,optional"`
+}
+
+var knownKinds = []alarm.Kind{alarm.Breach, alarm.DynamicBreach, alarm.Warning, alarm.Approach, alarm.InclusionBreach,
+	alarm.Tamper, alarm.NoSignal, alarm.NoFix, alarm.BatteryLow, alarm.DeviceFault, alarm.MonitoringFault}
+
+func (b *routeBlock) route(where string) (*Route, error) {
+	r := &Route{MinSeverity: alarm.Severity(b.MinSeverity), Orders: b.Orders}
+	for _, c := range b.Classes {
+		if c != string(alarm.Police) && c != string(alarm.Technical) {
+			return nil, fmt.Errorf("%s: route.classes: %q is not police or technical", where, c)
+		}
+		r.Classes = append(r.Classes, alarm.Class(c))
+	}
+	for _, k := range b.Kinds {
+		if !slices.Contains(knownKinds, alarm.Kind(k)) {
+			return nil, fmt.Errorf("%s: route.kinds: %q is not an alarm kind", where, k)
+		}
+		r.Kinds = append(r.Kinds, alarm.Kind(k))
+	}
+	if b.MinSeverity != "" && r.MinSeverity.Rank() == 0 {
+		return nil, fmt.Errorf("%s: route.min_severity: %q is not info, minor, major or critical", where, b.MinSeverity)
+	}
+	return r, nil
 }
 
 type configBlock struct {
@@ -186,6 +241,16 @@ func ParseConfig(filename string, src []byte, base Config) (Config, error) {
 			}
 			*m.dst = *m.src
 		}
+		if e.EscalateAfter != nil {
+			c.Evaluator.EscalateAfter = nil
+			for i, v := range e.EscalateAfter {
+				d, err := time.ParseDuration(v)
+				if err != nil || d <= 0 {
+					return Config{}, fmt.Errorf("config: %s: evaluator.escalate_after[%d]: %q is not a positive duration", filename, i, v)
+				}
+				c.Evaluator.EscalateAfter = append(c.Evaluator.EscalateAfter, d)
+			}
+		}
 		if e.ExitFixes != nil {
 			if *e.ExitFixes < 1 || *e.ExitFixes > 20 {
 				return Config{}, fmt.Errorf("config: %s: evaluator.exit_fixes: %d is not in [1, 20]", filename, *e.ExitFixes)
@@ -232,6 +297,16 @@ func pluginConfigs(filename, kind string, blocks []pluginBlock, base []PluginCon
 		}
 		seen[b.Name] = true
 		pc := PluginConfig{Name: b.Name, Path: b.Path, SHA256: b.SHA256, Config: json.RawMessage("{}")}
+		if b.Route != nil {
+			if kind != "hook" {
+				return nil, fmt.Errorf("config: %s: %s %q: route applies to hooks only", filename, kind, b.Name)
+			}
+			r, err := b.Route.route(fmt.Sprintf("config: %s: hook %q", filename, b.Name))
+			if err != nil {
+				return nil, err
+			}
+			pc.Route = r
+		}
 		if b.Config != nil {
 			js, err := bodyJSON(b.Config.Body)
 			if err != nil {

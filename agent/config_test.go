@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skjold-alarm/skjold/core/alarm"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -64,6 +66,58 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 		_, err := ParseConfig("t.hcl", []byte(c.src), DefaultConfig())
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want %q", c.src, err, c.want)
+		}
+	}
+}
+
+func TestHookRoutes(t *testing.T) {
+	src := `
+hook "desk" {
+  route {
+    classes = ["technical"]
+  }
+}
+hook "cad" {
+  route {
+    classes      = ["police"]
+    kinds        = ["breach", "dynamic_breach"]
+    min_severity = "major"
+  }
+}
+hook "siren" {}
+`
+	c, err := ParseConfig("t.hcl", []byte(src), DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := map[string]*Route{}
+	for _, h := range c.Hooks {
+		routes[h.Name] = h.Route
+	}
+	breach := &alarm.Alarm{Kind: alarm.Breach, Class: alarm.Police, Severity: alarm.Critical, OrderID: "o"}
+	battery := &alarm.Alarm{Kind: alarm.BatteryLow, Class: alarm.Technical, Severity: alarm.Minor, OrderID: "o"}
+	warning := &alarm.Alarm{Kind: alarm.Warning, Class: alarm.Police, Severity: alarm.Major, OrderID: "o"}
+	for _, c := range []struct {
+		hook  string
+		a     *alarm.Alarm
+		match bool
+	}{
+		{"desk", battery, true}, {"desk", breach, false},
+		{"cad", breach, true}, {"cad", warning, false}, {"cad", battery, false},
+		{"siren", breach, true}, {"siren", battery, true},
+	} {
+		if got := routes[c.hook].Matches(c.a); got != c.match {
+			t.Errorf("%s gets %s: %v, want %v", c.hook, c.a.Kind, got, c.match)
+		}
+	}
+	for _, bad := range []string{
+		`hook "x" { route { classes = ["army"] } }`,
+		`hook "x" { route { kinds = ["burglary"] } }`,
+		`hook "x" { route { min_severity = "huge" } }`,
+		`driver "x" { route {} }`,
+	} {
+		if _, err := ParseConfig("t.hcl", []byte(bad), DefaultConfig()); err == nil || !strings.Contains(err.Error(), "route") {
+			t.Errorf("%s: %v", bad, err)
 		}
 	}
 }

@@ -126,8 +126,21 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 			}
 		}
 	})
+	routes := map[string]*Route{}
+	for _, h := range cfg.Hooks {
+		routes[h.Name] = h.Route
+	}
 	for _, h := range n.plugins.Hooks() {
-		n.goRun(func() { n.effect(h, n.deliver) })
+		route := routes[h]
+		n.goRun(func() {
+			n.effect(h, func(hook string, it state.OutboxItem) bool {
+				if it.Command != nil || !route.Matches(&it.Change.Alarm) {
+					n.metrics.deliveries.WithLabelValues(hook, "not_routed").Inc()
+					return true
+				}
+				return n.deliver(hook, it)
+			})
+		})
 	}
 	n.goRun(func() { n.effect(commandsCursor, n.sendCommand) })
 	n.plugins.Start(n.ctx)

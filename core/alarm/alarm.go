@@ -37,6 +37,21 @@ const (
 // Severity orders alarms for the operator.
 type Severity string
 
+// Rank orders severities: info 1, minor 2, major 3, critical 4; an unknown one is 0.
+func (s Severity) Rank() int {
+	switch s {
+	case Info:
+		return 1
+	case Minor:
+		return 2
+	case Major:
+		return 3
+	case Critical:
+		return 4
+	}
+	return 0
+}
+
 const (
 	Info     Severity = "info"
 	Minor    Severity = "minor"
@@ -118,6 +133,8 @@ type Alarm struct {
 	// ExitStreak counts fixes in a row clearly outside the condition while it is active; the alarm is
 	// restored when it reaches the configured count (hysteresis).
 	ExitStreak int `json:"exit_streak,omitempty"`
+	// Escalation counts how often a police alarm was escalated while nobody acknowledged it.
+	Escalation int `json:"escalation,omitempty"`
 	// Evidence holds the fixes that caused or updated the alarm.
 	Evidence    []device.Fix `json:"evidence,omitempty"`
 	Transitions []Transition `json:"transitions"`

@@ -22,28 +22,29 @@ import (
 // Config holds the evaluator's thresholds. It is part of the replicated behaviour: every node must use
 // the same values.
 type Config struct {
-	NoSignalAfter      time.Duration // no report for this long raises no_signal
-	BatteryLowPct      int           // battery at or below raises battery_low
-	BatteryRestorePct  int           // battery at or above restores it
-	FixWindow          time.Duration // how long a fix is kept for the track when it causes no alarm
-	ProtectedFixMaxAge time.Duration // an older protected-unit fix is not used for the dynamic zone
-	EvidenceMax        int           // fixes kept on one alarm
-	EvidenceBefore     time.Duration // track kept as evidence from before the fix that raised an alarm
-	NoFixAfter         time.Duration // reports without a position for this long raise no_fix
-	PoorAccuracyM      float64       // a fix less accurate than this never raises a certain alarm
-	ConfirmDepthM      float64       // a single fix is certain only this deep (or 6 × its accuracy); else a second one confirms
-	HysteresisM        float64       // how far beyond a boundary a fix must be to count as out
-	ExitFixes          int           // fixes in a row beyond the margin that restore an alarm
-	EnterFixes         int           // fixes in a row on the wrong side that raise a breach, unless one is deep
-	LateAfter          time.Duration // a fix reported this long after it was taken makes its alarm late
-	ApproachLead       time.Duration // default lead time of approach alarms (an order may set its own)
-	ApproachWindow     time.Duration // how far back the track is read for the closing speed
-	ApproachMinSpan    time.Duration // the shortest track span a closing speed is computed over
-	ApproachMinSpeed   float64       // closing speeds below this (m/s) are not an approach
-	RepetitionWindow   time.Duration // breaches of an order counted for repetition
-	RepetitionEscalate int           // from this many breaches in the window, lesser alarms are critical
-	FastReportS        int           // report interval asked of an offender's tag near a zone (0: never)
-	NormalReportS      int           // report interval asked again when the offender has left (0: never)
+	NoSignalAfter      time.Duration   // no report for this long raises no_signal
+	BatteryLowPct      int             // battery at or below raises battery_low
+	BatteryRestorePct  int             // battery at or above restores it
+	FixWindow          time.Duration   // how long a fix is kept for the track when it causes no alarm
+	ProtectedFixMaxAge time.Duration   // an older protected-unit fix is not used for the dynamic zone
+	EvidenceMax        int             // fixes kept on one alarm
+	EvidenceBefore     time.Duration   // track kept as evidence from before the fix that raised an alarm
+	NoFixAfter         time.Duration   // reports without a position for this long raise no_fix
+	PoorAccuracyM      float64         // a fix less accurate than this never raises a certain alarm
+	ConfirmDepthM      float64         // a single fix is certain only this deep (or 6 × its accuracy); else a second one confirms
+	HysteresisM        float64         // how far beyond a boundary a fix must be to count as out
+	ExitFixes          int             // fixes in a row beyond the margin that restore an alarm
+	EnterFixes         int             // fixes in a row on the wrong side that raise a breach, unless one is deep
+	LateAfter          time.Duration   // a fix reported this long after it was taken makes its alarm late
+	ApproachLead       time.Duration   // default lead time of approach alarms (an order may set its own)
+	ApproachWindow     time.Duration   // how far back the track is read for the closing speed
+	ApproachMinSpan    time.Duration   // the shortest track span a closing speed is computed over
+	ApproachMinSpeed   float64         // closing speeds below this (m/s) are not an approach
+	RepetitionWindow   time.Duration   // breaches of an order counted for repetition
+	RepetitionEscalate int             // from this many breaches in the window, lesser alarms are critical
+	EscalateAfter      []time.Duration // a police alarm not acknowledged this long after it was raised is escalated, once per step
+	FastReportS        int             // report interval asked of an offender's tag near a zone (0: never)
+	NormalReportS      int             // report interval asked again when the offender has left (0: never)
 }
 
 // DefaultConfig is used where the configuration says nothing.
@@ -69,6 +70,7 @@ func DefaultConfig() Config {
 		ApproachMinSpeed:   0.5,
 		RepetitionWindow:   30 * 24 * time.Hour,
 		RepetitionEscalate: 3,
+		EscalateAfter:      []time.Duration{2 * time.Minute, 5 * time.Minute},
 		FastReportS:        10,
 		NormalReportS:      60,
 	}
@@ -165,6 +167,7 @@ type Evaluator struct {
 	open         map[condKey]string
 	repeats      map[string][]time.Time // per order: when its breaches were raised, within the window
 	ticking      bool                   // evaluating on a tick, not on a report
+	waiting      []string               // police alarms raised and not acknowledged, sorted by id
 	activePolice int
 	fx           *Effects
 }
@@ -707,6 +710,7 @@ func (e *Evaluator) Tick(in Tick) {
 			}
 		}
 	}
+	e.escalate(now)
 	cutoff := now.Add(-e.cfg.FixWindow)
 	fx := e.effects()
 	for _, d := range e.deviceIDs {
@@ -724,6 +728,32 @@ func (e *Evaluator) Tick(in Tick) {
 		if n > 0 {
 			e.tracks[d] = slices.Delete(t, 0, n)
 		}
+	}
+}
+
+// escalate raises the severity of police alarms nobody has acknowledged: one step (up to critical) and
+// an escalated transition each time a threshold of EscalateAfter passes.
+func (e *Evaluator) escalate(now time.Time) {
+	if len(e.cfg.EscalateAfter) == 0 || len(e.waiting) == 0 {
+		return
+	}
+	for _, id := range slices.Clone(e.waiting) {
+		a := e.alarms[id]
+		level := 0
+		for _, after := range e.cfg.EscalateAfter {
+			if now.Sub(a.RaisedAt) >= after {
+				level++
+			}
+		}
+		if level <= a.Escalation {
+			continue
+		}
+		a.Escalation = level
+		if a.Severity.Rank() < alarm.Critical.Rank() {
+			a.Severity = [...]alarm.Severity{alarm.Info, alarm.Minor, alarm.Major, alarm.Critical}[a.Severity.Rank()]
+		}
+		e.transition(a, a.State, alarm.EventEscalated, now, "evaluator",
+			fmt.Sprintf("not acknowledged after %s", now.Sub(a.RaisedAt).Truncate(time.Second)))
 	}
 }
 
@@ -1043,8 +1073,10 @@ func (e *Evaluator) transition(a *alarm.Alarm, to alarm.State, ev alarm.Event, a
 	switch {
 	case isActivePolice && !wasActivePolice:
 		e.activePolice++
+		e.waiting = insertSorted(e.waiting, a.ID)
 	case wasActivePolice && !isActivePolice:
 		e.activePolice--
+		e.waiting = removeSorted(e.waiting, a.ID)
 	}
 	fx := e.effects()
 	fx.dirtyAlarms[a.ID] = struct{}{}
@@ -1249,6 +1281,7 @@ func (e *Evaluator) LoadAlarm(a alarm.Alarm) {
 	}
 	if c.Class == alarm.Police && c.State == alarm.Raised {
 		e.activePolice++
+		e.waiting = insertSorted(e.waiting, c.ID)
 	}
 }
 

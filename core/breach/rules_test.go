@@ -310,3 +310,42 @@ func TestApproachWarnsTheProtectedPerson(t *testing.T) {
 		t.Fatalf("warned %v", warned)
 	}
 }
+
+func TestEscalationWhileNobodyAcknowledges(t *testing.T) {
+	e := newEval(t, testOrder(square()))
+	chs := observe(e, fix(offender, t0, 59.9105, 10.751, 5))
+	breach := firstOf(chs, alarm.Breach)
+	warn := firstOf(chs, alarm.Warning)
+	// Someone takes the warning; nobody takes the breach.
+	e.Begin()
+	e.Ack(AckAlarm{At: t0.Add(time.Minute), By: "op", ID: warn.ID})
+	e.Finish()
+	var esc []alarm.Change
+	for s := time.Duration(0); s <= 6*time.Minute; s += time.Second {
+		esc = append(esc, only(tick(e, t0.Add(s)).Changes, alarm.Breach, alarm.Warning)...)
+	}
+	sameEvents(t, "unacknowledged breach", esc, ev{alarm.Breach, alarm.EventEscalated}, ev{alarm.Breach, alarm.EventEscalated})
+	if !esc[0].Transition.At.Equal(t0.Add(2*time.Minute)) || !esc[1].Transition.At.Equal(t0.Add(5*time.Minute)) {
+		t.Fatalf("escalated at %s and %s", esc[0].Transition.At, esc[1].Transition.At)
+	}
+	if esc[1].Alarm.Escalation != 2 || esc[1].Alarm.Severity != alarm.Critical || esc[1].Alarm.State != alarm.Raised {
+		t.Fatalf("after two escalations: %+v", esc[1].Alarm)
+	}
+	if esc[0].Alarm.ID != breach.ID {
+		t.Fatal("escalated the wrong alarm")
+	}
+	// A major alarm rises one step per escalation.
+	e2 := newEval(t, testOrder(square()))
+	observe(e2, device.Observation{Device: offender, Time: t0, Strap: device.StrapOpen})
+	var sev []alarm.Severity
+	for s := time.Duration(0); s <= 6*time.Minute; s += 10 * time.Second {
+		for _, c := range tick(e2, t0.Add(s)).Changes {
+			if c.Transition.Event == alarm.EventEscalated {
+				sev = append(sev, c.Alarm.Severity)
+			}
+		}
+	}
+	if len(sev) != 2 || sev[0] != alarm.Critical || sev[1] != alarm.Critical {
+		t.Fatalf("tamper escalations: %v", sev)
+	}
+}

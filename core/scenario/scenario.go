@@ -44,6 +44,8 @@ type ConfigPatch struct {
 	HysteresisM        *float64 `json:"hysteresis_m,omitempty"`
 	ExitFixes          *int     `json:"exit_fixes,omitempty"`
 	PoorAccuracyM      *float64 `json:"poor_accuracy_m,omitempty"`
+	EscalateAfter      []Offset `json:"escalate_after,omitempty"`
+	NoEscalation       bool     `json:"no_escalation,omitempty"`
 }
 
 // Offset is a duration after the scenario's start, written like "90s" or "2m30s".
@@ -253,6 +255,15 @@ func (c *ConfigPatch) apply(cfg *breach.Config) {
 	}
 	if c.PoorAccuracyM != nil {
 		cfg.PoorAccuracyM = *c.PoorAccuracyM
+	}
+	if c.NoEscalation {
+		cfg.EscalateAfter = nil
+	}
+	if len(c.EscalateAfter) > 0 {
+		cfg.EscalateAfter = nil
+		for _, o := range c.EscalateAfter {
+			cfg.EscalateAfter = append(cfg.EscalateAfter, time.Duration(o))
+		}
 	}
 }
 

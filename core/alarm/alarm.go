@@ -163,4 +163,6 @@ type Change struct {
 	Alarm        Alarm      `json:"alarm"`
 	Transition   Transition `json:"transition"`
 	ActivePolice int        `json:"active_police_alarms"`
+	// PoliceEscalation is the highest escalation among those alarms.
+	PoliceEscalation int `json:"police_escalation,omitempty"`
 }

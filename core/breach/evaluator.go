@@ -1080,7 +1080,11 @@ func (e *Evaluator) transition(a *alarm.Alarm, to alarm.State, ev alarm.Event, a
 	}
 	fx := e.effects()
 	fx.dirtyAlarms[a.ID] = struct{}{}
-	fx.Changes = append(fx.Changes, alarm.Change{Alarm: summary(a), Transition: t, ActivePolice: e.activePolice})
+	esc := 0
+	for _, id := range e.waiting {
+		esc = max(esc, e.alarms[id].Escalation)
+	}
+	fx.Changes = append(fx.Changes, alarm.Change{Alarm: summary(a), Transition: t, ActivePolice: e.activePolice, PoliceEscalation: esc})
 	e.commandsFor(a, ev, at)
 }
 

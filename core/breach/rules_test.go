@@ -331,8 +331,13 @@ func TestEscalationWhileNobodyAcknowledges(t *testing.T) {
 	if esc[1].Alarm.Escalation != 2 || esc[1].Alarm.Severity != alarm.Critical || esc[1].Alarm.State != alarm.Raised {
 		t.Fatalf("after two escalations: %+v", esc[1].Alarm)
 	}
-	if esc[0].Alarm.ID != breach.ID {
-		t.Fatal("escalated the wrong alarm")
+	if esc[0].Alarm.ID != breach.ID || esc[0].PoliceEscalation != 1 || esc[1].PoliceEscalation != 2 {
+		t.Fatalf("escalated %s, police escalation %d then %d", esc[0].Alarm.ID, esc[0].PoliceEscalation, esc[1].PoliceEscalation)
+	}
+	e.Begin()
+	e.Ack(AckAlarm{At: t0.Add(6 * time.Minute), By: "op", ID: breach.ID})
+	if ch := e.Finish().Changes[0]; ch.PoliceEscalation != 0 || ch.ActivePolice != 0 {
+		t.Fatalf("after the ack: escalation %d, active %d", ch.PoliceEscalation, ch.ActivePolice)
 	}
 	// A major alarm rises one step per escalation.
 	e2 := newEval(t, testOrder(square()))

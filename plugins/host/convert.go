@@ -117,10 +117,13 @@ func AlarmEvent(ch alarm.Change) *pluginpb.AlarmEvent {
 	if uint64(active) > math.MaxUint32 {
 		active = math.MaxUint32
 	}
+	pa.Certainty, pa.Late = string(a.Certainty), a.Late
+	pa.Escalation = uint32(max(a.Escalation, 0))
 	return &pluginpb.AlarmEvent{
 		IdempotencyKey:     alarm.IdempotencyKey(a.ID, tr.Seq),
 		Alarm:              pa,
 		Transition:         pt,
 		ActivePoliceAlarms: uint32(active),
+		PoliceEscalation:   uint32(max(ch.PoliceEscalation, 0)),
 	}
 }

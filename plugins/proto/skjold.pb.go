@@ -1255,9 +1255,12 @@ type Alarm struct {
 	RaisedAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=raised_at,json=raisedAt,proto3" json:"raised_at,omitempty"`
 	Position      *Position              `protobuf:"bytes,10,opt,name=position,proto3" json:"position,omitempty"`
 	DistanceM     float64                `protobuf:"fixed64,11,opt,name=distance_m,json=distanceM,proto3" json:"distance_m,omitempty"`
-	Message       string                 `protobuf:"bytes,12,opt,name=message,proto3" json:"message,omitempty"` // a human sentence, e.g. "tag 8647… is 12 m inside exclusion zone home"
-	Subject       string                 `protobuf:"bytes,13,opt,name=subject,proto3" json:"subject,omitempty"` // what a monitoring fault is about, e.g. "plugin:sim"; empty for device alarms
-	Active        bool                   `protobuf:"varint,14,opt,name=active,proto3" json:"active,omitempty"`  // the condition that raised the alarm still lasts (inside the zone, strap open)
+	Message       string                 `protobuf:"bytes,12,opt,name=message,proto3" json:"message,omitempty"`        // a human sentence, e.g. "tag 8647… is 12 m inside exclusion zone home"
+	Subject       string                 `protobuf:"bytes,13,opt,name=subject,proto3" json:"subject,omitempty"`        // what a monitoring fault is about, e.g. "plugin:sim"; empty for device alarms
+	Active        bool                   `protobuf:"varint,14,opt,name=active,proto3" json:"active,omitempty"`         // the condition that raised the alarm still lasts (inside the zone, strap open)
+	Certainty     string                 `protobuf:"bytes,15,opt,name=certainty,proto3" json:"certainty,omitempty"`    // certain or probable, for breaches and warnings
+	Late          bool                   `protobuf:"varint,16,opt,name=late,proto3" json:"late,omitempty"`             // raised by a fix reported long after it was taken: not a current position
+	Escalation    uint32                 `protobuf:"varint,17,opt,name=escalation,proto3" json:"escalation,omitempty"` // times escalated while nobody acknowledged it
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1390,6 +1393,27 @@ func (x *Alarm) GetActive() bool {
 	return false
 }
 
+func (x *Alarm) GetCertainty() string {
+	if x != nil {
+		return x.Certainty
+	}
+	return ""
+}
+
+func (x *Alarm) GetLate() bool {
+	if x != nil {
+		return x.Late
+	}
+	return false
+}
+
+func (x *Alarm) GetEscalation() uint32 {
+	if x != nil {
+		return x.Escalation
+	}
+	return 0
+}
+
 type Transition struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Seq           uint32                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -1482,8 +1506,10 @@ type AlarmEvent struct {
 	// police-class alarms that are raised and not yet acknowledged, after this transition: a siren sounds
 	// while this is above zero, so it can be driven without remembering earlier events.
 	ActivePoliceAlarms uint32 `protobuf:"varint,4,opt,name=active_police_alarms,json=activePoliceAlarms,proto3" json:"active_police_alarms,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// the highest escalation among those alarms: a siren can change its pattern as nobody answers.
+	PoliceEscalation uint32 `protobuf:"varint,5,opt,name=police_escalation,json=policeEscalation,proto3" json:"police_escalation,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AlarmEvent) Reset() {
@@ -1540,6 +1566,13 @@ func (x *AlarmEvent) GetTransition() *Transition {
 func (x *AlarmEvent) GetActivePoliceAlarms() uint32 {
 	if x != nil {
 		return x.ActivePoliceAlarms
+	}
+	return 0
+}
+
+func (x *AlarmEvent) GetPoliceEscalation() uint32 {
+	if x != nil {
+		return x.PoliceEscalation
 	}
 	return 0
 }
@@ -1697,7 +1730,7 @@ const file_skjold_proto_rawDesc = "" +
 	"\x03lon\x18\x02 \x01(\x01R\x03lon\x12\x1d\n" +
 	"\n" +
 	"accuracy_m\x18\x03 \x01(\x01R\taccuracyM\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x9b\x03\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xed\x03\n" +
 	"\x05Alarm\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x12\n" +
@@ -1714,7 +1747,12 @@ const file_skjold_proto_rawDesc = "" +
 	"distance_m\x18\v \x01(\x01R\tdistanceM\x12\x18\n" +
 	"\amessage\x18\f \x01(\tR\amessage\x12\x18\n" +
 	"\asubject\x18\r \x01(\tR\asubject\x12\x16\n" +
-	"\x06active\x18\x0e \x01(\bR\x06active\"\x9a\x01\n" +
+	"\x06active\x18\x0e \x01(\bR\x06active\x12\x1c\n" +
+	"\tcertainty\x18\x0f \x01(\tR\tcertainty\x12\x12\n" +
+	"\x04late\x18\x10 \x01(\bR\x04late\x12\x1e\n" +
+	"\n" +
+	"escalation\x18\x11 \x01(\rR\n" +
+	"escalation\"\x9a\x01\n" +
 	"\n" +
 	"Transition\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x14\n" +
@@ -1722,7 +1760,7 @@ const file_skjold_proto_rawDesc = "" +
 	"\x05event\x18\x03 \x01(\tR\x05event\x12*\n" +
 	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x0e\n" +
 	"\x02by\x18\x05 \x01(\tR\x02by\x12\x12\n" +
-	"\x04note\x18\x06 \x01(\tR\x04note\"\xd4\x01\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\"\x81\x02\n" +
 	"\n" +
 	"AlarmEvent\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12-\n" +
@@ -1730,7 +1768,8 @@ const file_skjold_proto_rawDesc = "" +
 	"\n" +
 	"transition\x18\x03 \x01(\v2\x1c.skjold.plugin.v1.TransitionR\n" +
 	"transition\x120\n" +
-	"\x14active_police_alarms\x18\x04 \x01(\rR\x12activePoliceAlarms\"[\n" +
+	"\x14active_police_alarms\x18\x04 \x01(\rR\x12activePoliceAlarms\x12+\n" +
+	"\x11police_escalation\x18\x05 \x01(\rR\x10policeEscalation\"[\n" +
 	"\aReceipt\x12\x1c\n" +
 	"\tdelivered\x18\x01 \x01(\bR\tdelivered\x12\x1c\n" +
 	"\treference\x18\x02 \x01(\tR\treference\x12\x14\n" +

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skjold-alarm/skjold/plugins/plugintest"
 	"github.com/skjold-alarm/skjold/drivers/modem/modemtest"
+	"github.com/skjold-alarm/skjold/plugins/plugintest"
 	"github.com/skjold-alarm/skjold/plugins/sdk/serialport/ptypair"
 )
 

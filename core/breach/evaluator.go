@@ -523,8 +523,8 @@ func (e *Evaluator) approach(c *compiledOrder, st *device.State, subject string,
 	}
 	// Once inside, the approach is over at once: the breach has taken over.
 	e.condition(condKey{order: c.order.ID, device: st.Device, subject: subject, kind: alarm.Approach}, signal{
-		active: active, clear: clear, hyst: d > 0, spec: &alarmSpec{zone: subject}, at: at, fix: st.LastFix,
-		dist: &d, eta: &eta, closingMps: &closing,
+		active: active, clear: clear, hyst: d > 0, spec: alarmSpec{zone: subject}, at: at, fix: st.LastFix,
+		dist: d, hasDist: true, eta: eta, closingMps: closing, hasETA: true,
 		msg: func() string {
 			switch {
 			case d <= 0:
@@ -547,8 +547,7 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 		z := &c.zones[i]
 		applies := z.zone.Schedule.Applies(at)
 		d := z.shape.SignedDistance(p)
-		dist := &d
-		spec := &alarmSpec{zone: z.zone.ID}
+		spec := alarmSpec{zone: z.zone.ID}
 		distAt := func(old device.Fix) float64 {
 			return z.shape.SignedDistance(c.proj.Forward(geo.LatLon{Lat: old.Lat, Lon: old.Lon}))
 		}
@@ -557,7 +556,7 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 			deep := e.deep(d, f.AccuracyM)
 			conf := applies && d <= 0 && e.confirmed(st.Device, f, func(old device.Fix) bool { return distAt(old) <= 0 })
 			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Breach}, signal{
-				active: applies && d <= 0 && (deep || conf || e.cfg.EnterFixes <= 1), clear: !applies || d > margin, hyst: applies, spec: spec, at: at, fix: f, dist: dist,
+				active: applies && d <= 0 && (deep || conf || e.cfg.EnterFixes <= 1), clear: !applies || d > margin, hyst: applies, spec: spec, at: at, fix: f, dist: d, hasDist: true,
 				certainty: e.certainty(d, f.AccuracyM), deep: deep, confirmed: conf, late: late,
 				msg: func() string {
 					return fmt.Sprintf("offender %s is %s inside exclusion zone %s", st.Device, metres(-d), z.zone.ID)
@@ -565,7 +564,7 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 			if z.zone.WarningM > 0 {
 				e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Warning}, signal{
 					active: applies && d <= z.zone.WarningM, clear: !applies || d > z.zone.WarningM+margin, hyst: applies,
-					spec: spec, at: at, fix: f, dist: dist, certainty: e.certainty(d-z.zone.WarningM, f.AccuracyM), late: late,
+					spec: spec, at: at, fix: f, dist: d, hasDist: true, certainty: e.certainty(d-z.zone.WarningM, f.AccuracyM), late: late,
 					msg: func() string {
 						return fmt.Sprintf("offender %s is %s from exclusion zone %s", st.Device, metres(d), z.zone.ID)
 					}})
@@ -580,7 +579,7 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 			deep := e.deep(-d, f.AccuracyM)
 			conf := applies && d > 0 && e.confirmed(st.Device, f, func(old device.Fix) bool { return distAt(old) > 0 })
 			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.InclusionBreach}, signal{
-				active: applies && d > 0 && (deep || conf || e.cfg.EnterFixes <= 1), clear: !applies || d < -margin, hyst: applies, spec: spec, at: at, fix: f, dist: dist,
+				active: applies && d > 0 && (deep || conf || e.cfg.EnterFixes <= 1), clear: !applies || d < -margin, hyst: applies, spec: spec, at: at, fix: f, dist: d, hasDist: true,
 				certainty: e.certainty(-d, f.AccuracyM), deep: deep, confirmed: conf, late: late,
 				msg: func() string {
 					return fmt.Sprintf("offender %s is %s outside zone %s where they must stay", st.Device, metres(d), z.zone.ID)
@@ -635,7 +634,7 @@ func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
 			continue
 		}
 		subject := "dynamic:" + p.Device
-		spec := &alarmSpec{zone: subject}
+		spec := alarmSpec{zone: subject}
 		// A protected unit's old fix is not trusted: it raises no_fix on ticks instead.
 		fresh := absDur(off.LastFix.Time.Sub(pst.LastFix.Time)) <= e.cfg.ProtectedFixMaxAge
 		pLL := geo.LatLon{Lat: pst.LastFix.Lat, Lon: pst.LastFix.Lon}
@@ -649,14 +648,14 @@ func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
 		})
 		e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.DynamicBreach}, signal{
 			active: fresh && d <= dz.RadiusM, clear: !fresh || d > dz.RadiusM+margin, hyst: true, spec: spec, at: at,
-			fix: off.LastFix, dist: &d, certainty: e.certainty(d-dz.RadiusM, acc), deep: deep, confirmed: conf, late: late,
+			fix: off.LastFix, dist: d, hasDist: true, certainty: e.certainty(d-dz.RadiusM, acc), deep: deep, confirmed: conf, late: late,
 			msg: func() string {
 				return fmt.Sprintf("offender %s is %s from protected person %s (limit %s)", off.Device, metres(d), p.Device, metres(dz.RadiusM))
 			}})
 		if dz.WarningM > 0 {
 			e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.Warning}, signal{
 				active: fresh && d <= dz.WarningM, clear: !fresh || d > dz.WarningM+margin, hyst: true, spec: spec, at: at,
-				fix: off.LastFix, dist: &d, certainty: e.certainty(d-dz.WarningM, acc), late: late,
+				fix: off.LastFix, dist: d, hasDist: true, certainty: e.certainty(d-dz.WarningM, acc), late: late,
 				msg: func() string {
 					return fmt.Sprintf("offender %s is %s from protected person %s (warning at %s)", off.Device, metres(d), p.Device, metres(dz.WarningM))
 				}})
@@ -812,7 +811,7 @@ func (e *Evaluator) PluginState(in PluginState) {
 		msg = func() string { return fmt.Sprintf("%s plugin %s on %s is running again", in.Kind, in.Name, in.Node) }
 	}
 	e.condition(condKey{subject: subject, kind: alarm.MonitoringFault}, signal{
-		active: !in.Up, clear: in.Up, spec: &alarmSpec{subject: subject}, at: in.At, msg: msg})
+		active: !in.Up, clear: in.Up, spec: alarmSpec{subject: subject}, at: in.At, msg: msg})
 }
 
 // ---- Alarm lifecycle ----
@@ -880,17 +879,26 @@ type signal struct {
 	active bool // the condition holds
 	clear  bool // the condition clearly does not hold (beyond any margin); ignored when active
 	hyst   bool // restoring needs ExitFixes clear signals in a row; otherwise one clear signal restores
-	spec   *alarmSpec
-	at     time.Time
-	fix    *device.Fix
-	dist   *float64
+	spec    alarmSpec
+	at      time.Time
+	fix     *device.Fix
+	dist    float64 // valid when hasDist
+	hasDist bool
 
 	certainty       alarm.Certainty
 	deep            bool // so far on the wrong side that one fix is enough to be certain
 	confirmed       bool // the previous fix was on the wrong side too
 	late            time.Duration
-	eta, closingMps *float64
+	eta, closingMps float64 // valid when hasETA
+	hasETA          bool
 	msg             func() string
+}
+
+func (s *signal) distance() *float64 {
+	if !s.hasDist {
+		return nil
+	}
+	return &s.dist
 }
 
 // condition reconciles a condition with its open alarm: raise when it starts, update while it lasts,
@@ -902,7 +910,7 @@ func (e *Evaluator) condition(k condKey, s signal) {
 		if !s.active {
 			return
 		}
-		a := e.newAlarm(k, s.spec, s.at, s.msg())
+		a := e.newAlarm(k, &s.spec, s.at, s.msg())
 		if s.certainty == alarm.Certain && !s.deep && !s.confirmed {
 			// One fix can be a multipath outlier that reports a good accuracy: the next fix confirms.
 			s.certainty = alarm.Probable
@@ -941,7 +949,7 @@ func (e *Evaluator) condition(k condKey, s signal) {
 		}
 		if !s.hyst || a.ExitStreak >= e.cfg.ExitFixes {
 			a.Active, a.ExitStreak = false, 0
-			e.setPosition(a, s.fix, s.dist)
+			e.setPosition(a, s.fix, s.distance())
 			note := ""
 			if s.msg != nil {
 				note = s.msg()
@@ -949,7 +957,7 @@ func (e *Evaluator) condition(k condKey, s signal) {
 			e.transition(a, a.State, alarm.EventRestored, s.at, "evaluator", note)
 			return
 		}
-		e.setPosition(a, s.fix, s.dist)
+		e.setPosition(a, s.fix, s.distance())
 		e.effects().dirtyAlarms[a.ID] = struct{}{}
 	case a.Active && a.ExitStreak != 0:
 		// Between the boundary and the margin: neither in nor clearly out; start counting again.
@@ -1019,12 +1027,12 @@ func (e *Evaluator) apply(a *alarm.Alarm, s signal) {
 	} else if s.fix != nil {
 		a.Late, a.LateByS = false, 0
 	}
-	if s.eta != nil {
-		eta, cl := math.Round(*s.eta), math.Round(*s.closingMps*10)/10
+	if s.hasETA {
+		eta, cl := math.Round(s.eta), math.Round(s.closingMps*10)/10
 		a.ETAS, a.ClosingMps = &eta, &cl
 	}
 	first := len(a.Evidence) == 0
-	e.setPosition(a, s.fix, s.dist)
+	e.setPosition(a, s.fix, s.distance())
 	if first && s.fix != nil && a.Device != "" {
 		// The track leading up to the alarm is evidence too.
 		var before []device.Fix

@@ -14,7 +14,15 @@ type compiledOrder struct {
 	order     *order.Order
 	proj      *geo.Projection
 	zones     []compiledZone
-	scheduled bool // some zone has a schedule: re-evaluate on ticks as windows open and close
+	scheduled bool              // some zone has a schedule: re-evaluate on ticks as windows open and close
+	dynamic   map[string]string // protected device → the dynamic zone's subject, "dynamic:<device>"
+}
+
+func (c *compiledOrder) dynSubject(dev string) string {
+	if s, ok := c.dynamic[dev]; ok {
+		return s
+	}
+	return "dynamic:" + dev
 }
 
 type compiledZone struct {
@@ -36,7 +44,10 @@ func compile(o *order.Order) (*compiledOrder, error) {
 	if len(pts) > 0 {
 		origin = geo.BoundsCenter(pts)
 	}
-	c := &compiledOrder{order: o, proj: geo.NewProjection(origin)}
+	c := &compiledOrder{order: o, proj: geo.NewProjection(origin), dynamic: map[string]string{}}
+	for _, p := range o.Protected {
+		c.dynamic[p.Device] = "dynamic:" + p.Device
+	}
 	for i := range o.Zones {
 		z := &o.Zones[i]
 		var shape geo.Shape

@@ -410,7 +410,11 @@ func (e *Evaluator) observe(st *device.State, o *device.Observation, at time.Tim
 		}
 		return
 	}
-	st.LastFix = &f
+	// Overwrite in place: reads copy the state (cloneState), and alarms copy positions.
+	if st.LastFix == nil {
+		st.LastFix = new(device.Fix)
+	}
+	*st.LastFix = f
 	st.SpeedMps, st.HeadingDeg = o.SpeedMps, o.HeadingDeg
 	if !inForce {
 		return
@@ -435,12 +439,12 @@ func (e *Evaluator) deviceConditions(c *compiledOrder, st *device.State, at time
 	open := st.Strap == device.StrapOpen
 	e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.Tamper}, signal{
 		active: open, clear: !open, at: at, fix: st.LastFix,
-		msg: func() string { return fmt.Sprintf("%s: strap or case opened", describe(st)) }})
+		msg: message{render: msgTamper, st: st}})
 	if st.BatteryPct != nil {
 		pct := *st.BatteryPct
 		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.BatteryLow}, signal{
 			active: pct <= e.cfg.BatteryLowPct, clear: pct >= e.cfg.BatteryRestorePct, at: at, fix: st.LastFix,
-			msg: func() string { return fmt.Sprintf("%s: battery at %d %%", describe(st), pct) }})
+			msg: message{render: msgBattery, st: st, n: pct}})
 	}
 }
 
@@ -525,15 +529,7 @@ func (e *Evaluator) approach(c *compiledOrder, st *device.State, subject string,
 	e.condition(condKey{order: c.order.ID, device: st.Device, subject: subject, kind: alarm.Approach}, signal{
 		active: active, clear: clear, hyst: d > 0, spec: alarmSpec{zone: subject}, at: at, fix: st.LastFix,
 		dist: d, hasDist: true, eta: eta, closingMps: closing, hasETA: true,
-		msg: func() string {
-			switch {
-			case d <= 0:
-				return fmt.Sprintf("offender %s has reached %s", st.Device, what)
-			case !active:
-				return fmt.Sprintf("offender %s is no longer approaching %s (%s away)", st.Device, what, metres(d))
-			}
-			return fmt.Sprintf("offender %s is approaching %s: %s away, closing at %.1f m/s, about %s", st.Device, what, metres(d), closing, (time.Duration(eta) * time.Second).Round(time.Second))
-		}})
+		msg: message{render: msgApproach, dev: st.Device, what: what, a: d, b: closing, c: eta, n: b2i(active)}})
 }
 
 // evaluateZones checks the offender's latest fix against the order's zones.
@@ -558,16 +554,12 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Breach}, signal{
 				active: applies && d <= 0 && (deep || conf || e.cfg.EnterFixes <= 1), clear: !applies || d > margin, hyst: applies, spec: spec, at: at, fix: f, dist: d, hasDist: true,
 				certainty: e.certainty(d, f.AccuracyM), deep: deep, confirmed: conf, late: late,
-				msg: func() string {
-					return fmt.Sprintf("offender %s is %s inside exclusion zone %s", st.Device, metres(-d), z.zone.ID)
-				}})
+				msg: message{render: msgBreach, dev: st.Device, what: z.zone.ID, a: d}})
 			if z.zone.WarningM > 0 {
 				e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Warning}, signal{
 					active: applies && d <= z.zone.WarningM, clear: !applies || d > z.zone.WarningM+margin, hyst: applies,
 					spec: spec, at: at, fix: f, dist: d, hasDist: true, certainty: e.certainty(d-z.zone.WarningM, f.AccuracyM), late: late,
-					msg: func() string {
-						return fmt.Sprintf("offender %s is %s from exclusion zone %s", st.Device, metres(d), z.zone.ID)
-					}})
+					msg: message{render: msgZoneWarning, dev: st.Device, what: z.zone.ID, a: d}})
 			}
 			if applies && d > 0 && d <= c.lead(e.cfg).Seconds()*maxSpeed {
 				closing, ok := e.closing(track, f, d, distAt)
@@ -581,9 +573,7 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.InclusionBreach}, signal{
 				active: applies && d > 0 && (deep || conf || e.cfg.EnterFixes <= 1), clear: !applies || d < -margin, hyst: applies, spec: spec, at: at, fix: f, dist: d, hasDist: true,
 				certainty: e.certainty(-d, f.AccuracyM), deep: deep, confirmed: conf, late: late,
-				msg: func() string {
-					return fmt.Sprintf("offender %s is %s outside zone %s where they must stay", st.Device, metres(d), z.zone.ID)
-				}})
+				msg: message{render: msgInclusion, dev: st.Device, what: z.zone.ID, a: d}})
 		}
 	}
 }
@@ -633,7 +623,7 @@ func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
 		if pst == nil || pst.LastFix == nil {
 			continue
 		}
-		subject := "dynamic:" + p.Device
+		subject := c.dynSubject(p.Device)
 		spec := alarmSpec{zone: subject}
 		// A protected unit's old fix is not trusted: it raises no_fix on ticks instead.
 		fresh := absDur(off.LastFix.Time.Sub(pst.LastFix.Time)) <= e.cfg.ProtectedFixMaxAge
@@ -649,16 +639,12 @@ func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
 		e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.DynamicBreach}, signal{
 			active: fresh && d <= dz.RadiusM, clear: !fresh || d > dz.RadiusM+margin, hyst: true, spec: spec, at: at,
 			fix: off.LastFix, dist: d, hasDist: true, certainty: e.certainty(d-dz.RadiusM, acc), deep: deep, confirmed: conf, late: late,
-			msg: func() string {
-				return fmt.Sprintf("offender %s is %s from protected person %s (limit %s)", off.Device, metres(d), p.Device, metres(dz.RadiusM))
-			}})
+			msg: message{render: msgDynamicBreach, dev: off.Device, what: p.Device, a: d, b: dz.RadiusM}})
 		if dz.WarningM > 0 {
 			e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.Warning}, signal{
 				active: fresh && d <= dz.WarningM, clear: !fresh || d > dz.WarningM+margin, hyst: true, spec: spec, at: at,
 				fix: off.LastFix, dist: d, hasDist: true, certainty: e.certainty(d-dz.WarningM, acc), late: late,
-				msg: func() string {
-					return fmt.Sprintf("offender %s is %s from protected person %s (warning at %s)", off.Device, metres(d), p.Device, metres(dz.WarningM))
-				}})
+				msg: message{render: msgDynamicWarning, dev: off.Device, what: p.Device, a: d, b: dz.WarningM}})
 		}
 		if fresh && d > dz.RadiusM && d-dz.RadiusM <= c.lead(e.cfg).Seconds()*maxSpeed {
 			closing, ok := e.closing(e.tracks[off.Device], off.LastFix, d-dz.RadiusM, func(old device.Fix) float64 {
@@ -766,9 +752,7 @@ func (e *Evaluator) silence(c *compiledOrder, st *device.State, now time.Time) {
 	}
 	if now.Sub(since) >= e.cfg.NoSignalAfter {
 		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoSignal}, signal{active: true, at: now, fix: st.LastFix,
-			msg: func() string {
-				return fmt.Sprintf("%s: no report for %s", describe(st), now.Sub(since).Truncate(time.Second))
-			}})
+			msg: message{render: msgNoSignal, st: st, dur: now.Sub(since)}})
 		return
 	}
 	limit := e.cfg.NoFixAfter
@@ -781,13 +765,7 @@ func (e *Evaluator) silence(c *compiledOrder, st *device.State, now time.Time) {
 	}
 	if now.Sub(fixAt) >= limit {
 		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoFix}, signal{active: true, at: now, fix: st.LastFix,
-			msg: func() string {
-				m := fmt.Sprintf("%s: no position for %s", describe(st), now.Sub(fixAt).Truncate(time.Second))
-				if st.Role == device.Protected && c.order.DynamicZone != nil {
-					m += "; the dynamic zone cannot be checked"
-				}
-				return m
-			}})
+			msg: message{render: msgNoFix, st: st, dur: now.Sub(fixAt), n: b2i(c.order.DynamicZone != nil)}})
 	}
 }
 
@@ -804,18 +782,15 @@ func laterOf(a, b time.Time) time.Time {
 func (e *Evaluator) PluginState(in PluginState) {
 	e.advance(in.At)
 	subject := fmt.Sprintf("plugin:%s/%s", in.Node, in.Name)
-	msg := func() string {
-		return fmt.Sprintf("%s plugin %s on %s is down: %s", in.Kind, in.Name, in.Node, in.Reason)
-	}
+	msg := message{render: msgPlugin, dev: in.Name, what: in.Kind, x: in.Node, y: in.Reason}
 	if in.Up {
-		msg = func() string { return fmt.Sprintf("%s plugin %s on %s is running again", in.Kind, in.Name, in.Node) }
+		msg.n = 1
 	}
 	e.condition(condKey{subject: subject, kind: alarm.MonitoringFault}, signal{
 		active: !in.Up, clear: in.Up, spec: alarmSpec{subject: subject}, at: in.At, msg: msg})
 }
 
 // ---- Alarm lifecycle ----
-
 // Ack acknowledges an alarm.
 func (e *Evaluator) Ack(in AckAlarm) (*alarm.Alarm, error) {
 	a, ok := e.alarms[in.ID]
@@ -876,9 +851,9 @@ func isBreach(k alarm.Kind) bool {
 
 // signal is one observation of a condition.
 type signal struct {
-	active bool // the condition holds
-	clear  bool // the condition clearly does not hold (beyond any margin); ignored when active
-	hyst   bool // restoring needs ExitFixes clear signals in a row; otherwise one clear signal restores
+	active  bool // the condition holds
+	clear   bool // the condition clearly does not hold (beyond any margin); ignored when active
+	hyst    bool // restoring needs ExitFixes clear signals in a row; otherwise one clear signal restores
 	spec    alarmSpec
 	at      time.Time
 	fix     *device.Fix
@@ -891,7 +866,7 @@ type signal struct {
 	late            time.Duration
 	eta, closingMps float64 // valid when hasETA
 	hasETA          bool
-	msg             func() string
+	msg             message
 }
 
 func (s *signal) distance() *float64 {
@@ -910,7 +885,7 @@ func (e *Evaluator) condition(k condKey, s signal) {
 		if !s.active {
 			return
 		}
-		a := e.newAlarm(k, &s.spec, s.at, s.msg())
+		a := e.newAlarm(k, &s.spec, s.at, s.msg.String())
 		if s.certainty == alarm.Certain && !s.deep && !s.confirmed {
 			// One fix can be a multipath outlier that reports a good accuracy: the next fix confirms.
 			s.certainty = alarm.Probable
@@ -923,7 +898,7 @@ func (e *Evaluator) condition(k condKey, s signal) {
 	a := e.alarms[id]
 	switch {
 	case s.active && !a.Active:
-		a.Active, a.ExitStreak, a.Message = true, 0, s.msg()
+		a.Active, a.ExitStreak, a.Message = true, 0, s.msg.String()
 		// A return is judged afresh: one fix is not certain unless it is deep or confirmed.
 		a.Certainty = ""
 		if s.certainty == alarm.Certain && !s.deep && !s.confirmed {
@@ -935,7 +910,7 @@ func (e *Evaluator) condition(k condKey, s signal) {
 		upgrade := isBreach(a.Kind) && a.Certainty == alarm.Probable && s.certainty == alarm.Certain
 		moved := s.fix != nil && (a.Position == nil || !s.fix.Time.Equal(a.Position.Time))
 		if moved || upgrade || a.ExitStreak != 0 {
-			a.ExitStreak, a.Message = 0, s.msg()
+			a.ExitStreak, a.Message = 0, s.msg.String()
 			e.apply(a, s)
 			e.effects().dirtyAlarms[a.ID] = struct{}{}
 		}
@@ -950,10 +925,7 @@ func (e *Evaluator) condition(k condKey, s signal) {
 		if !s.hyst || a.ExitStreak >= e.cfg.ExitFixes {
 			a.Active, a.ExitStreak = false, 0
 			e.setPosition(a, s.fix, s.distance())
-			note := ""
-			if s.msg != nil {
-				note = s.msg()
-			}
+			note := s.msg.String()
 			e.transition(a, a.State, alarm.EventRestored, s.at, "evaluator", note)
 			return
 		}
@@ -1193,14 +1165,24 @@ func (e *Evaluator) Device(id string) (device.State, bool) {
 	if !ok {
 		return device.State{}, false
 	}
-	return *st, true
+	return cloneState(st), true
+}
+
+// cloneState copies a device state deeply: the evaluator changes its fix in place.
+func cloneState(st *device.State) device.State {
+	c := *st
+	if st.LastFix != nil {
+		f := *st.LastFix
+		c.LastFix = &f
+	}
+	return c
 }
 
 // Devices returns every bound device, sorted by id.
 func (e *Evaluator) Devices() []device.State {
 	out := make([]device.State, 0, len(e.deviceIDs))
 	for _, id := range e.deviceIDs {
-		out = append(out, *e.devices[id])
+		out = append(out, cloneState(e.devices[id]))
 	}
 	return out
 }
@@ -1315,3 +1297,86 @@ func removeSorted(s []string, v string) []string {
 
 // Config returns the evaluator's configuration.
 func (e *Evaluator) Config() Config { return e.cfg }
+
+// message is an alarm's text, rendered only when an alarm is raised, updated or restored: a static
+// render function and its values, so that evaluating a fix that changes nothing allocates nothing.
+type message struct {
+	render  func(m message) string
+	st      *device.State
+	dev     string
+	what    string
+	x, y    string
+	a, b, c float64
+	n       int
+	dur     time.Duration
+}
+
+func (m message) String() string {
+	if m.render == nil {
+		return ""
+	}
+	return m.render(m)
+}
+
+func msgTamper(m message) string  { return describe(m.st) + ": strap or case opened" }
+func msgBattery(m message) string { return fmt.Sprintf("%s: battery at %d %%", describe(m.st), m.n) }
+
+// msgApproach: a distance, b closing speed, c ETA; n = 1 while approaching.
+func msgApproach(m message) string {
+	switch {
+	case m.a <= 0:
+		return fmt.Sprintf("offender %s has reached %s", m.dev, m.what)
+	case m.n == 0:
+		return fmt.Sprintf("offender %s is no longer approaching %s (%s away)", m.dev, m.what, metres(m.a))
+	}
+	return fmt.Sprintf("offender %s is approaching %s: %s away, closing at %.1f m/s, about %s",
+		m.dev, m.what, metres(m.a), m.b, (time.Duration(m.c) * time.Second).Round(time.Second))
+}
+
+func msgBreach(m message) string {
+	return fmt.Sprintf("offender %s is %s inside exclusion zone %s", m.dev, metres(-m.a), m.what)
+}
+
+func msgZoneWarning(m message) string {
+	return fmt.Sprintf("offender %s is %s from exclusion zone %s", m.dev, metres(m.a), m.what)
+}
+
+func msgInclusion(m message) string {
+	return fmt.Sprintf("offender %s is %s outside zone %s where they must stay", m.dev, metres(m.a), m.what)
+}
+
+func msgDynamicBreach(m message) string {
+	return fmt.Sprintf("offender %s is %s from protected person %s (limit %s)", m.dev, metres(m.a), m.what, metres(m.b))
+}
+
+func msgDynamicWarning(m message) string {
+	return fmt.Sprintf("offender %s is %s from protected person %s (warning at %s)", m.dev, metres(m.a), m.what, metres(m.b))
+}
+
+func msgNoSignal(m message) string {
+	return fmt.Sprintf("%s: no report for %s", describe(m.st), m.dur.Truncate(time.Second))
+}
+
+// msgNoFix: n = 1 when the order has a dynamic zone.
+func msgNoFix(m message) string {
+	s := fmt.Sprintf("%s: no position for %s", describe(m.st), m.dur.Truncate(time.Second))
+	if m.st.Role == device.Protected && m.n == 1 {
+		s += "; the dynamic zone cannot be checked"
+	}
+	return s
+}
+
+// msgPlugin: dev the plugin, what its kind, x the node, y the reason; n = 1 when it is back.
+func msgPlugin(m message) string {
+	if m.n == 1 {
+		return fmt.Sprintf("%s plugin %s on %s is running again", m.what, m.dev, m.x)
+	}
+	return fmt.Sprintf("%s plugin %s on %s is down: %s", m.what, m.dev, m.x, m.y)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -442,8 +442,10 @@ func (e *Evaluator) deviceConditions(c *compiledOrder, st *device.State, at time
 		msg: message{render: msgTamper, st: st}})
 	if st.BatteryPct != nil {
 		pct := *st.BatteryPct
+		// Charging ends a low battery as surely as a charged one does.
+		charging := st.Charging != nil && *st.Charging
 		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.BatteryLow}, signal{
-			active: pct <= e.cfg.BatteryLowPct, clear: pct >= e.cfg.BatteryRestorePct, at: at, fix: st.LastFix,
+			active: pct <= e.cfg.BatteryLowPct && !charging, clear: pct >= e.cfg.BatteryRestorePct || charging, at: at, fix: st.LastFix,
 			msg: message{render: msgBattery, st: st, n: pct}})
 	}
 }

@@ -354,3 +354,15 @@ func TestEscalationWhileNobodyAcknowledges(t *testing.T) {
 		t.Fatalf("tamper escalations: %v", sev)
 	}
 }
+
+func TestChargingRestoresALowBattery(t *testing.T) {
+	e := newEval(t, testOrder(square()))
+	pct := func(v int) *int { return &v }
+	yes, no := true, false
+	sameEvents(t, "low", observe(e, device.Observation{Device: offender, Time: t0, BatteryPct: pct(10), Charging: &no}),
+		ev{alarm.BatteryLow, alarm.EventRaised})
+	sameEvents(t, "plugged in", observe(e, device.Observation{Device: offender, Time: t0.Add(time.Minute), BatteryPct: pct(11), Charging: &yes}),
+		ev{alarm.BatteryLow, alarm.EventRestored})
+	sameEvents(t, "unplugged, still low", observe(e, device.Observation{Device: offender, Time: t0.Add(2 * time.Minute), BatteryPct: pct(12), Charging: &no}),
+		ev{alarm.BatteryLow, alarm.EventUpdated})
+}

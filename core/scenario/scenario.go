@@ -92,6 +92,7 @@ type Report struct {
 	HeadingDeg *float64     `json:"heading_deg,omitempty"`
 	BatteryPct *int         `json:"battery_pct,omitempty"`
 	Strap      device.Strap `json:"strap,omitempty"`
+	Charging   *bool        `json:"charging,omitempty"`
 	FixAge     Offset       `json:"fix_age,omitempty"`
 }
 
@@ -348,7 +349,7 @@ func (r Report) observation(at time.Time) device.Observation {
 	return device.Observation{
 		Device: r.Device, Time: at.Add(-time.Duration(r.FixAge)),
 		Lat: r.Lat, Lon: r.Lon, AccuracyM: r.AccuracyM, SpeedMps: r.SpeedMps, HeadingDeg: r.HeadingDeg,
-		BatteryPct: r.BatteryPct, Strap: r.Strap,
+		BatteryPct: r.BatteryPct, Strap: r.Strap, Charging: r.Charging,
 	}
 }
 

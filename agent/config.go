@@ -97,6 +97,7 @@ type evalBlock struct {
 	FixWindow          string   `hcl:"fix_window,optional"`
 	ProtectedFixMaxAge string   `hcl:"protected_fix_max_age,optional"`
 	NoFixAfter         string   `hcl:"no_fix_after,optional"`
+	EvidenceBefore     string   `hcl:"evidence_before,optional"`
 	LateAfter          string   `hcl:"late_after,optional"`
 	ApproachLead       string   `hcl:"approach_lead,optional"`
 	PoorAccuracyM      *float64 `hcl:"poor_accuracy_m,optional"`
@@ -216,6 +217,7 @@ func ParseConfig(filename string, src []byte, base Config) (Config, error) {
 			{"fix_window", e.FixWindow, &c.Evaluator.FixWindow},
 			{"protected_fix_max_age", e.ProtectedFixMaxAge, &c.Evaluator.ProtectedFixMaxAge},
 			{"no_fix_after", e.NoFixAfter, &c.Evaluator.NoFixAfter},
+			{"evidence_before", e.EvidenceBefore, &c.Evaluator.EvidenceBefore},
 			{"late_after", e.LateAfter, &c.Evaluator.LateAfter},
 			{"approach_lead", e.ApproachLead, &c.Evaluator.ApproachLead},
 		} {

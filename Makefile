@@ -7,7 +7,7 @@ BIN       := bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 DRIVERS   := sim gt06 modem serialrx
-HOOKS     := siren cap
+HOOKS     := siren cap dc09
 FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 

@@ -29,6 +29,8 @@ type Config struct {
 	Hooks     []PluginConfig
 	// PluginDir is where plugins without a path are looked for: PluginDir/skjold-<kind>-<name>.
 	PluginDir string
+	// HookFaultAfter is how long a hook may fail to deliver before a monitoring fault is raised.
+	HookFaultAfter time.Duration
 	// TrustPluginDir pins plugins found in PluginDir by hashing them at start instead of requiring
 	// sha256 (development only: the dev command trusts the binaries built next to it).
 	TrustPluginDir bool
@@ -75,6 +77,7 @@ type fileConfig struct {
 	NodeID    string        `hcl:"node_id,optional"`
 	DataDir   string        `hcl:"data_dir,optional"`
 	PluginDir string        `hcl:"plugin_dir,optional"`
+	HookFault string        `hcl:"hook_fault_after,optional"`
 	API       *apiBlock     `hcl:"api,block"`
 	Raft      *raftBlock    `hcl:"raft,block"`
 	Evaluator *evalBlock    `hcl:"evaluator,block"`
@@ -164,6 +167,8 @@ func DefaultConfig() Config {
 		Bootstrap: true,
 		Evaluator: breach.DefaultConfig(),
 		PluginDir: DefaultPluginDir,
+
+		HookFaultAfter: time.Minute,
 	}
 }
 
@@ -195,6 +200,13 @@ func ParseConfig(filename string, src []byte, base Config) (Config, error) {
 	}
 	if fc.PluginDir != "" {
 		c.PluginDir = fc.PluginDir
+	}
+	if fc.HookFault != "" {
+		d, err := time.ParseDuration(fc.HookFault)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("config: %s: hook_fault_after: %q is not a positive duration", filename, fc.HookFault)
+		}
+		c.HookFaultAfter = d
 	}
 	if fc.API != nil && fc.API.Listen != "" {
 		c.APIListen = fc.API.Listen

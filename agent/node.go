@@ -132,13 +132,14 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	for _, h := range n.plugins.Hooks() {
 		route := routes[h]
+		watch := &deliveryWatch{}
 		n.goRun(func() {
 			n.effect(h, func(hook string, it state.OutboxItem) bool {
 				if it.Command != nil || !route.Matches(&it.Change.Alarm) {
 					n.metrics.deliveries.WithLabelValues(hook, "not_routed").Inc()
 					return true
 				}
-				return n.deliver(hook, it)
+				return n.deliver(hook, it, watch)
 			})
 		})
 	}
@@ -276,10 +277,16 @@ func (n *Node) PluginState(name string, kind host.Kind, up bool, reason string) 
 	} else {
 		n.log.Warn("plugin down", "plugin", name, "kind", kind, "reason", reason)
 	}
+	n.queueFault(ps)
+}
+
+// queueFault hands a fault report to reportFaults, which commits it; it blocks only if the queue is full,
+// because a fault report must not be dropped.
+func (n *Node) queueFault(ps breach.PluginState) {
 	select {
 	case n.faults <- ps:
 	default:
-		n.log.Error("plugin state queue full; dropping oldest report is not allowed, blocking", "plugin", name)
+		n.log.Error("fault report queue full; waiting", "name", ps.Name)
 		n.faults <- ps
 	}
 }
@@ -383,7 +390,7 @@ func (n *Node) effect(hook string, send func(hook string, it state.OutboxItem) b
 
 // deliver retries one item until the hook confirms it; false when this node stops leading or stops.
 // Device commands are not for hooks and pass at once.
-func (n *Node) deliver(hook string, it state.OutboxItem) bool {
+func (n *Node) deliver(hook string, it state.OutboxItem, w *deliveryWatch) bool {
 	if it.Command != nil {
 		return true
 	}
@@ -401,9 +408,21 @@ func (n *Node) deliver(hook string, it state.OutboxItem) bool {
 		if err == nil {
 			n.metrics.deliveries.WithLabelValues(hook, "ok").Inc()
 			n.metrics.deliveryLatency.WithLabelValues(hook).Observe(time.Since(start).Seconds())
+			if w.reported {
+				n.queueFault(breach.PluginState{At: n.Now(), Node: n.cfg.NodeID, Name: hook, Kind: "hook", Up: true, What: "delivery"})
+			}
+			*w = deliveryWatch{}
 			return true
 		}
 		n.metrics.deliveries.WithLabelValues(hook, "error").Inc()
+		if w.since.IsZero() {
+			w.since = time.Now()
+		}
+		if !w.reported && time.Since(w.since) >= n.cfg.HookFaultAfter {
+			w.reported = true
+			n.queueFault(breach.PluginState{At: n.Now(), Node: n.cfg.NodeID, Name: hook, Kind: "hook", What: "delivery",
+				Reason: fmt.Sprintf("no delivery for %s: %v", time.Since(w.since).Truncate(time.Second), err)})
+		}
 		if attempt == 0 || attempt%20 == 0 {
 			n.log.Warn("hook delivery failed; retrying", "hook", hook, "alarm", it.Change.Alarm.ID, "seq", it.Seq, "err", err)
 		}
@@ -411,6 +430,12 @@ func (n *Node) deliver(hook string, it state.OutboxItem) bool {
 			return false
 		}
 	}
+}
+
+// deliveryWatch remembers since when a hook has failed to deliver, and whether that was reported.
+type deliveryWatch struct {
+	since    time.Time
+	reported bool
 }
 
 // commandAttempts bounds how often a device command is tried: a tag out of coverage must not hold up

@@ -165,4 +165,7 @@ type Change struct {
 	ActivePolice int        `json:"active_police_alarms"`
 	// PoliceEscalation is the highest escalation among those alarms.
 	PoliceEscalation int `json:"police_escalation,omitempty"`
+	// SirenAlarms counts the alarms that sound the siren: police alarms and monitoring faults raised and
+	// not yet acknowledged.
+	SirenAlarms int `json:"siren_alarms"`
 }

@@ -136,6 +136,7 @@ type Event struct {
 	Seq                uint64 `json:"seq"`
 	IdempotencyKey     string `json:"idempotency_key"`
 	ActivePoliceAlarms int    `json:"active_police_alarms"`
+	SirenAlarms        int    `json:"siren_alarms"`
 	Alarm              any    `json:"alarm"`
 	Transition         any    `json:"transition"`
 }
@@ -145,6 +146,7 @@ func writeEvent(w http.ResponseWriter, it state.OutboxItem) {
 		Seq:                it.Seq,
 		IdempotencyKey:     idemKey(it),
 		ActivePoliceAlarms: it.Change.ActivePolice,
+		SirenAlarms:        it.Change.SirenAlarms,
 		Alarm:              it.Change.Alarm,
 		Transition:         it.Change.Transition,
 	})

@@ -54,7 +54,8 @@ type ResolveAlarm struct {
 	Reason string    `json:"reason,omitempty"`
 }
 
-// PluginState reports a plugin going down or coming back on a node.
+// PluginState reports a plugin going down or coming back on a node. With What "delivery" it reports a
+// hook that runs but cannot deliver (its receiver is unreachable), a fault of its own.
 type PluginState struct {
 	At     time.Time `json:"at"`
 	Node   string    `json:"node"`
@@ -62,4 +63,5 @@ type PluginState struct {
 	Kind   string    `json:"kind"`
 	Up     bool      `json:"up"`
 	Reason string    `json:"reason,omitempty"`
+	What   string    `json:"what,omitempty"`
 }

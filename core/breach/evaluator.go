@@ -168,6 +168,7 @@ type Evaluator struct {
 	repeats      map[string][]time.Time // per order: when its breaches were raised, within the window
 	ticking      bool                   // evaluating on a tick, not on a report
 	waiting      []string               // police alarms raised and not acknowledged, sorted by id
+	siren        int                    // alarms that sound the siren: police alarms and monitoring faults, raised
 	activePolice int
 	fx           *Effects
 }
@@ -785,6 +786,10 @@ func (e *Evaluator) PluginState(in PluginState) {
 	e.advance(in.At)
 	subject := fmt.Sprintf("plugin:%s/%s", in.Node, in.Name)
 	msg := message{render: msgPlugin, dev: in.Name, what: in.Kind, x: in.Node, y: in.Reason}
+	if in.What == "delivery" {
+		subject = fmt.Sprintf("delivery:%s/%s", in.Node, in.Name)
+		msg.render = msgDelivery
+	}
 	if in.Up {
 		msg.n = 1
 	}
@@ -1047,11 +1052,20 @@ func (e *Evaluator) setPosition(a *alarm.Alarm, f *device.Fix, dist *float64) {
 }
 
 func (e *Evaluator) transition(a *alarm.Alarm, to alarm.State, ev alarm.Event, at time.Time, by, note string) {
-	wasActivePolice := a.Class == alarm.Police && a.State == alarm.Raised && len(a.Transitions) > 0
+	wasRaised := a.State == alarm.Raised && len(a.Transitions) > 0
+	wasActivePolice := a.Class == alarm.Police && wasRaised
 	a.State = to
 	t := alarm.Transition{Seq: uint32(len(a.Transitions) + 1), State: to, Event: ev, At: at, By: by, Note: note}
 	a.Transitions = append(a.Transitions, t)
 	isActivePolice := a.Class == alarm.Police && a.State == alarm.Raised
+	wasSiren := sounds(a.Class, a.Kind) && wasRaised
+	isSiren := sounds(a.Class, a.Kind) && a.State == alarm.Raised
+	switch {
+	case isSiren && !wasSiren:
+		e.siren++
+	case wasSiren && !isSiren:
+		e.siren--
+	}
 	switch {
 	case isActivePolice && !wasActivePolice:
 		e.activePolice++
@@ -1066,7 +1080,7 @@ func (e *Evaluator) transition(a *alarm.Alarm, to alarm.State, ev alarm.Event, a
 	for _, id := range e.waiting {
 		esc = max(esc, e.alarms[id].Escalation)
 	}
-	fx.Changes = append(fx.Changes, alarm.Change{Alarm: summary(a), Transition: t, ActivePolice: e.activePolice, PoliceEscalation: esc})
+	fx.Changes = append(fx.Changes, alarm.Change{Alarm: summary(a), Transition: t, ActivePolice: e.activePolice, PoliceEscalation: esc, SirenAlarms: e.siren})
 	e.commandsFor(a, ev, at)
 }
 
@@ -1279,6 +1293,9 @@ func (e *Evaluator) LoadAlarm(a alarm.Alarm) {
 		e.activePolice++
 		e.waiting = insertSorted(e.waiting, c.ID)
 	}
+	if sounds(c.Class, c.Kind) && c.State == alarm.Raised {
+		e.siren++
+	}
 }
 
 func insertSorted(s []string, v string) []string {
@@ -1368,6 +1385,14 @@ func msgNoFix(m message) string {
 	return s
 }
 
+// msgDelivery: dev the hook, x the node, y the reason; n = 1 when it delivers again.
+func msgDelivery(m message) string {
+	if m.n == 1 {
+		return fmt.Sprintf("hook %s on %s delivers again", m.dev, m.x)
+	}
+	return fmt.Sprintf("hook %s on %s cannot deliver: %s", m.dev, m.x, m.y)
+}
+
 // msgPlugin: dev the plugin, what its kind, x the node, y the reason; n = 1 when it is back.
 func msgPlugin(m message) string {
 	if m.n == 1 {
@@ -1375,6 +1400,10 @@ func msgPlugin(m message) string {
 	}
 	return fmt.Sprintf("%s plugin %s on %s is down: %s", m.what, m.dev, m.x, m.y)
 }
+
+// sounds says which raised alarms sound the operations room's siren: every police alarm, and every
+// monitoring fault, because Skjold going blind needs someone as surely as a breach does.
+func sounds(c alarm.Class, k alarm.Kind) bool { return c == alarm.Police || k == alarm.MonitoringFault }
 
 func b2i(b bool) int {
 	if b {

@@ -125,5 +125,6 @@ func AlarmEvent(ch alarm.Change) *pluginpb.AlarmEvent {
 		Transition:         pt,
 		ActivePoliceAlarms: uint32(active),
 		PoliceEscalation:   uint32(max(ch.PoliceEscalation, 0)),
+		SirenAlarms:        uint32(max(ch.SirenAlarms, 0)),
 	}
 }

@@ -1508,8 +1508,11 @@ type AlarmEvent struct {
 	ActivePoliceAlarms uint32 `protobuf:"varint,4,opt,name=active_police_alarms,json=activePoliceAlarms,proto3" json:"active_police_alarms,omitempty"`
 	// the highest escalation among those alarms: a siren can change its pattern as nobody answers.
 	PoliceEscalation uint32 `protobuf:"varint,5,opt,name=police_escalation,json=policeEscalation,proto3" json:"police_escalation,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// alarms that sound the siren: police alarms and monitoring faults (Skjold going blind) raised and not
+	// yet acknowledged. A siren sounds while this is above zero.
+	SirenAlarms   uint32 `protobuf:"varint,6,opt,name=siren_alarms,json=sirenAlarms,proto3" json:"siren_alarms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AlarmEvent) Reset() {
@@ -1573,6 +1576,13 @@ func (x *AlarmEvent) GetActivePoliceAlarms() uint32 {
 func (x *AlarmEvent) GetPoliceEscalation() uint32 {
 	if x != nil {
 		return x.PoliceEscalation
+	}
+	return 0
+}
+
+func (x *AlarmEvent) GetSirenAlarms() uint32 {
+	if x != nil {
+		return x.SirenAlarms
 	}
 	return 0
 }
@@ -1760,7 +1770,7 @@ const file_skjold_proto_rawDesc = "" +
 	"\x05event\x18\x03 \x01(\tR\x05event\x12*\n" +
 	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x0e\n" +
 	"\x02by\x18\x05 \x01(\tR\x02by\x12\x12\n" +
-	"\x04note\x18\x06 \x01(\tR\x04note\"\x81\x02\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\"\xa4\x02\n" +
 	"\n" +
 	"AlarmEvent\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12-\n" +
@@ -1769,7 +1779,8 @@ const file_skjold_proto_rawDesc = "" +
 	"transition\x18\x03 \x01(\v2\x1c.skjold.plugin.v1.TransitionR\n" +
 	"transition\x120\n" +
 	"\x14active_police_alarms\x18\x04 \x01(\rR\x12activePoliceAlarms\x12+\n" +
-	"\x11police_escalation\x18\x05 \x01(\rR\x10policeEscalation\"[\n" +
+	"\x11police_escalation\x18\x05 \x01(\rR\x10policeEscalation\x12!\n" +
+	"\fsiren_alarms\x18\x06 \x01(\rR\vsirenAlarms\"[\n" +
 	"\aReceipt\x12\x1c\n" +
 	"\tdelivered\x18\x01 \x01(\bR\tdelivered\x12\x1c\n" +
 	"\treference\x18\x02 \x01(\tR\treference\x12\x14\n" +

@@ -210,32 +210,50 @@ func ensureDemoOrder(n *agent.Node) error {
 	return nil
 }
 
+// showRelay prints the siren's state from the frames the hook writes to the stand-in relay. A pulsing
+// siren switches every half second, so OFF is shown only when the relay has stayed off for a while.
 func showRelay(out io.Writer, r io.Reader) {
 	dec := lcus.NewDecoder(r)
-	last := -1 // the hook re-asserts its state on every delivery; show only changes
-	for {
-		f, err := dec.Next()
-		if errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) {
-			return
-		}
-		if err != nil {
-			if strings.Contains(err.Error(), "input/output error") {
+	frames := make(chan lcus.Frame)
+	go func() {
+		defer close(frames)
+		for {
+			f, err := dec.Next()
+			if errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) {
 				return
 			}
-			continue
+			if err != nil {
+				if strings.Contains(err.Error(), "input/output error") {
+					return
+				}
+				continue
+			}
+			frames <- f
 		}
-		on := 0
-		if f.On {
-			on = 1
+	}()
+	sounding := false
+	var quiet <-chan time.Time
+	for {
+		select {
+		case f, ok := <-frames:
+			if !ok {
+				return
+			}
+			switch {
+			case f.On && !sounding:
+				sounding = true
+				fmt.Fprintf(out, "%s  SIREN ON   (relay channel %d)\n", time.Now().Format("15:04:05"), f.Channel)
+			case f.On:
+				quiet = nil
+			case sounding && quiet == nil:
+				quiet = time.After(1500 * time.Millisecond)
+			}
+			if f.On {
+				quiet = nil
+			}
+		case <-quiet:
+			quiet, sounding = nil, false
+			fmt.Fprintf(out, "%s  SIREN OFF\n", time.Now().Format("15:04:05"))
 		}
-		if on == last {
-			continue
-		}
-		last = on
-		state := "SIREN OFF"
-		if f.On {
-			state = "SIREN ON "
-		}
-		fmt.Fprintf(out, "%s  %s  (relay channel %d)\n", time.Now().Format("15:04:05"), state, f.Channel)
 	}
 }

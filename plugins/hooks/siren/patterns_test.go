@@ -430,3 +430,19 @@ func TestCloseLeavesOffAndSteadyAlone(t *testing.T) {
 		}
 	}
 }
+
+// A monitoring fault (Skjold going blind) sounds the siren although no police alarm waits.
+func TestMonitoringFaultsSoundTheSiren(t *testing.T) {
+	p := openPair(t)
+	h := New(Options{})
+	defer h.Close()
+	configure(t, h, map[string]any{"port": p.Path, "pattern": "steady"})
+	deliverOK(t, h, &pluginpb.AlarmEvent{IdempotencyKey: "alm-1:1", ActivePoliceAlarms: 0, SirenAlarms: 1}, "relay 1 ON")
+	if got := frameWithin(t, p.Master, 4, time.Second); !bytes.Equal(got, frameOn) {
+		t.Fatalf("frame % X, want ON", got)
+	}
+	deliverOK(t, h, &pluginpb.AlarmEvent{IdempotencyKey: "alm-1:2", ActivePoliceAlarms: 0, SirenAlarms: 0}, "relay 1 OFF")
+	if got := frameWithin(t, p.Master, 4, time.Second); bytes.Equal(got, frameOn) {
+		t.Fatalf("frame % X, want OFF", got)
+	}
+}

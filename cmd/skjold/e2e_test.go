@@ -227,6 +227,7 @@ type eventData struct {
 	Seq                uint64           `json:"seq"`
 	IdempotencyKey     string           `json:"idempotency_key"`
 	ActivePoliceAlarms int              `json:"active_police_alarms"`
+	SirenAlarms        int              `json:"siren_alarms"`
 	Alarm              alarm.Alarm      `json:"alarm"`
 	Transition         alarm.Transition `json:"transition"`
 }
@@ -361,7 +362,8 @@ hook "siren" {
 	}
 	expectRelay(t, relay, "A0 01 00 A1")
 
-	// A crashed hook raises a monitoring fault, is restarted, and re-asserts the relay.
+	// A crashed hook raises a monitoring fault, is restarted, and re-asserts the relay: the fault waits for
+	// an operator like any alarm that sounds the siren, so the siren sounds until it is acknowledged.
 	pid := p.pluginPID("siren")
 	syscall.Kill(pid, syscall.SIGKILL)
 	fault := waitEvent(t, events, "a monitoring fault for the siren", func(ev eventData) bool {
@@ -370,10 +372,17 @@ hook "siren" {
 	waitEvent(t, events, "the fault restored", func(ev eventData) bool {
 		return ev.Alarm.ID == fault.Alarm.ID && ev.Transition.Event == alarm.EventRestored
 	})
-	expectRelay(t, relay, "A0 01 00 A1")
+	if fault.SirenAlarms < 1 {
+		t.Fatalf("the monitoring fault does not sound the siren: %+v", fault)
+	}
+	expectRelay(t, relay, "A0 01 01 A2")
 	if np := p.pluginPID("siren"); np == pid || np == 0 {
 		t.Fatalf("siren pid %d after restart (was %d)", np, pid)
 	}
+	if code := p.call("POST", "/v1/alarms/"+fault.Alarm.ID+"/ack", `{"by": "technician-1"}`, nil); code != 200 {
+		t.Fatalf("ack the fault: %d", code)
+	}
+	expectRelay(t, relay, "A0 01 00 A1")
 
 	// Ctrl-C: the node stops cleanly and takes its plugins with it.
 	simPID, sirenPID := p.pluginPID("sim"), p.pluginPID("siren")

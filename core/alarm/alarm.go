@@ -3,6 +3,7 @@
 package alarm
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 
@@ -165,7 +166,18 @@ type Change struct {
 	ActivePolice int        `json:"active_police_alarms"`
 	// PoliceEscalation is the highest escalation among those alarms.
 	PoliceEscalation int `json:"police_escalation,omitempty"`
+	// Area is the zone the alarm is about, attached when the transition is delivered to a hook (it is not
+	// part of the replicated outbox: the order holds it).
+	Area *Area `json:"-"`
 	// SirenAlarms counts the alarms that sound the siren: police alarms and monitoring faults raised and
 	// not yet acknowledged.
 	SirenAlarms int `json:"siren_alarms"`
+}
+
+// Area is a zone as hooks describe it: a GeoJSON Polygon or MultiPolygon, or a Point with a radius (a
+// circle; for a dynamic zone, around the protected person's latest fix).
+type Area struct {
+	Type        string          `json:"type"`
+	Coordinates json.RawMessage `json:"coordinates"`
+	RadiusM     float64         `json:"radius_m,omitempty"`
 }

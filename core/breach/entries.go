@@ -46,6 +46,15 @@ type AckAlarm struct {
 	Note string    `json:"note,omitempty"`
 }
 
+// AnnotateAlarm adds a note to an alarm (from the dispatch side, through a hook) without changing its
+// state: a transition with event "annotated".
+type AnnotateAlarm struct {
+	At   time.Time `json:"at"`
+	By   string    `json:"by"`
+	ID   string    `json:"id"`
+	Note string    `json:"note"`
+}
+
 // ResolveAlarm closes an alarm.
 type ResolveAlarm struct {
 	At     time.Time `json:"at"`

@@ -4,6 +4,7 @@
 package breach
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -813,6 +814,24 @@ func (e *Evaluator) Ack(in AckAlarm) (*alarm.Alarm, error) {
 	return &out, nil
 }
 
+// EventAnnotated is the event of a transition that only adds a note; the alarm's state is unchanged.
+const EventAnnotated alarm.Event = "annotated"
+
+// Annotate adds a note to an alarm, in any state, without changing the state.
+func (e *Evaluator) Annotate(in AnnotateAlarm) (*alarm.Alarm, error) {
+	a, ok := e.alarms[in.ID]
+	if !ok {
+		return nil, &Rejection{Code: "not_found", Message: fmt.Sprintf("alarm %q does not exist", in.ID)}
+	}
+	if strings.TrimSpace(in.Note) == "" {
+		return nil, &Rejection{Code: "invalid", Field: "note", Message: "an annotation needs a note"}
+	}
+	e.advance(in.At)
+	e.transition(a, a.State, EventAnnotated, in.At, in.By, in.Note)
+	out := cloneAlarm(a)
+	return &out, nil
+}
+
 // Resolve closes an alarm.
 func (e *Evaluator) Resolve(in ResolveAlarm) (*alarm.Alarm, error) {
 	a, ok := e.alarms[in.ID]
@@ -1270,6 +1289,29 @@ func (e *Evaluator) LoadFix(d string, f device.Fix) {
 	t := e.tracks[d]
 	i := sort.Search(len(t), func(i int) bool { return t[i].Time.After(f.Time) })
 	e.tracks[d] = slices.Insert(t, i, f)
+}
+
+// Area returns the zone an alarm is about, for hooks: the zone's geometry, or for a dynamic zone a circle
+// around the protected person's latest fix. ok is false for alarms without a zone.
+func (e *Evaluator) Area(a *alarm.Alarm) (*alarm.Area, bool) {
+	c, ok := e.orders[a.OrderID]
+	if !ok || a.ZoneID == "" {
+		return nil, false
+	}
+	if dev, dynamic := strings.CutPrefix(a.ZoneID, "dynamic:"); dynamic {
+		st, ok := e.devices[dev]
+		if !ok || st.LastFix == nil || c.order.DynamicZone == nil {
+			return nil, false
+		}
+		coords, _ := json.Marshal([]float64{st.LastFix.Lon, st.LastFix.Lat})
+		return &alarm.Area{Type: "Point", Coordinates: coords, RadiusM: c.order.DynamicZone.RadiusM}, true
+	}
+	for i := range c.order.Zones {
+		if z := &c.order.Zones[i]; z.ID == a.ZoneID {
+			return &alarm.Area{Type: z.Geometry.Type, Coordinates: z.Geometry.Coordinates, RadiusM: z.RadiusM}, true
+		}
+	}
+	return nil, false
 }
 
 // Repeats returns when an order's breaches in the repetition window were raised.

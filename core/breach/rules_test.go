@@ -2,6 +2,7 @@ package breach
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -365,4 +366,25 @@ func TestChargingRestoresALowBattery(t *testing.T) {
 		ev{alarm.BatteryLow, alarm.EventRestored})
 	sameEvents(t, "unplugged, still low", observe(e, device.Observation{Device: offender, Time: t0.Add(2 * time.Minute), BatteryPct: pct(12), Charging: &no}),
 		ev{alarm.BatteryLow, alarm.EventUpdated})
+}
+
+func TestAreaForHooks(t *testing.T) {
+	o := testOrder(square())
+	o.DynamicZone = &order.DynamicZone{RadiusM: 100}
+	e := newEval(t, o)
+	observe(e, fix(protected, t0, 59.95, 10.80, 5))
+	chs := observe(e, fix(offender, t0.Add(time.Second), 59.9105, 10.751, 5))
+	b := firstOf(chs, alarm.Breach)
+	area, ok := e.Area(b)
+	if !ok || area.Type != "Polygon" || !strings.Contains(string(area.Coordinates), "10.752") {
+		t.Fatalf("zone area %+v", area)
+	}
+	d := firstOf(observe(e, fix(offender, t0.Add(2*time.Second), 59.9501, 10.80, 5)), alarm.DynamicBreach)
+	area, ok = e.Area(d)
+	if !ok || area.Type != "Point" || area.RadiusM != 100 || string(area.Coordinates) != "[10.8,59.95]" {
+		t.Fatalf("dynamic area %+v %s", area, area.Coordinates)
+	}
+	if _, ok := e.Area(&alarm.Alarm{OrderID: o.ID, Kind: alarm.Tamper}); ok {
+		t.Fatal("a tamper alarm has an area")
+	}
 }

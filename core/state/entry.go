@@ -25,6 +25,9 @@ const (
 	TypeResolveAlarm Type = 6
 	TypePluginState  Type = 7
 	TypeReceipt      Type = 8 | Ignorable
+	// TypeAnnotateAlarm is not ignorable: it adds a transition, and a node that skipped it would number
+	// the alarm's later transitions differently.
+	TypeAnnotateAlarm Type = 9
 )
 
 // version is the payload encoding of this build. The second byte of an entry; a newer one stops the node.
@@ -46,14 +49,15 @@ func Encode(t Type, payload any) ([]byte, error) {
 }
 
 // Entry constructors for the node and tests.
-func Observations(in breach.Observations) ([]byte, error) { return Encode(TypeObservations, in) }
-func Tick(in breach.Tick) ([]byte, error)                 { return Encode(TypeTick, in) }
-func PutOrder(in breach.PutOrder) ([]byte, error)         { return Encode(TypePutOrder, in) }
-func EndOrder(in breach.EndOrder) ([]byte, error)         { return Encode(TypeEndOrder, in) }
-func AckAlarm(in breach.AckAlarm) ([]byte, error)         { return Encode(TypeAckAlarm, in) }
-func ResolveAlarm(in breach.ResolveAlarm) ([]byte, error) { return Encode(TypeResolveAlarm, in) }
-func PluginState(in breach.PluginState) ([]byte, error)   { return Encode(TypePluginState, in) }
-func ReceiptEntry(in Receipt) ([]byte, error)             { return Encode(TypeReceipt, in) }
+func Observations(in breach.Observations) ([]byte, error)   { return Encode(TypeObservations, in) }
+func Tick(in breach.Tick) ([]byte, error)                   { return Encode(TypeTick, in) }
+func PutOrder(in breach.PutOrder) ([]byte, error)           { return Encode(TypePutOrder, in) }
+func EndOrder(in breach.EndOrder) ([]byte, error)           { return Encode(TypeEndOrder, in) }
+func AckAlarm(in breach.AckAlarm) ([]byte, error)           { return Encode(TypeAckAlarm, in) }
+func ResolveAlarm(in breach.ResolveAlarm) ([]byte, error)   { return Encode(TypeResolveAlarm, in) }
+func AnnotateAlarm(in breach.AnnotateAlarm) ([]byte, error) { return Encode(TypeAnnotateAlarm, in) }
+func PluginState(in breach.PluginState) ([]byte, error)     { return Encode(TypePluginState, in) }
+func ReceiptEntry(in Receipt) ([]byte, error)               { return Encode(TypeReceipt, in) }
 
 // ErrUnknownEntry is returned (and stops the node) for an entry this build cannot apply.
 var ErrUnknownEntry = errors.New("unknown log entry")
@@ -93,6 +97,7 @@ func init() {
 	register(TypeEndOrder, func(m *Machine, in breach.EndOrder) any { return result(m.ev.EndOrder(in)) })
 	register(TypeAckAlarm, func(m *Machine, in breach.AckAlarm) any { return result(m.ev.Ack(in)) })
 	register(TypeResolveAlarm, func(m *Machine, in breach.ResolveAlarm) any { return result(m.ev.Resolve(in)) })
+	register(TypeAnnotateAlarm, func(m *Machine, in breach.AnnotateAlarm) any { return result(m.ev.Annotate(in)) })
 	register(TypePluginState, func(m *Machine, in breach.PluginState) any { m.ev.PluginState(in); return nil })
 	register(TypeReceipt, func(m *Machine, in Receipt) any {
 		if in.Seq > m.cursors[in.Hook] {

@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
 
 	"github.com/skjold-alarm/skjold/cluster"
+	"github.com/skjold-alarm/skjold/core/alarm"
 	"github.com/skjold-alarm/skjold/core/api"
 	"github.com/skjold-alarm/skjold/core/breach"
 	"github.com/skjold-alarm/skjold/core/device"
@@ -26,6 +28,8 @@ import (
 	"github.com/skjold-alarm/skjold/plugins/host"
 	pluginpb "github.com/skjold-alarm/skjold/plugins/proto"
 )
+
+var _ host.CallbackSink = (*Node)(nil)
 
 // Node is one running Skjold node.
 type Node struct {
@@ -278,6 +282,47 @@ func (n *Node) PluginState(name string, kind host.Kind, up bool, reason string) 
 		n.log.Warn("plugin down", "plugin", name, "kind", kind, "reason", reason)
 	}
 	n.queueFault(ps)
+}
+
+// AlarmCallback acknowledges (ack) or annotates an alarm for a hook (host.CallbackSink): the dispatch
+// side acted on it. The entry's By is "hook:<hook>/<by>", so the alarm shows which hook and who behind it.
+// It returns the alarm's state and the seq of the transition it made, once committed.
+func (n *Node) AlarmCallback(ctx context.Context, hook string, ack bool, alarmID, by, note string) (string, uint32, error) {
+	who := "hook:" + hook
+	if by != "" {
+		who += "/" + by
+	}
+	var entry []byte
+	var err error
+	if ack {
+		entry, err = state.AckAlarm(breach.AckAlarm{At: n.Now(), By: who, ID: alarmID, Note: note})
+	} else {
+		entry, err = state.AnnotateAlarm(breach.AnnotateAlarm{At: n.Now(), By: who, ID: alarmID, Note: note})
+	}
+	if err != nil {
+		return "", 0, &host.CallbackError{Code: codes.Internal, Message: err.Error()}
+	}
+	res, err := n.Propose(ctx, entry)
+	if err != nil {
+		return "", 0, fmt.Errorf("not committed: %w", err) // the hook calls again
+	}
+	if e, ok := res.(error); ok {
+		var rej *breach.Rejection
+		if errors.As(e, &rej) {
+			code := map[string]codes.Code{"not_found": codes.NotFound, "conflict": codes.FailedPrecondition}[rej.Code]
+			if code == codes.OK {
+				code = codes.InvalidArgument
+			}
+			return "", 0, &host.CallbackError{Code: code, Message: rej.Message}
+		}
+		return "", 0, &host.CallbackError{Code: codes.Internal, Message: e.Error()}
+	}
+	a, ok := res.(*alarm.Alarm)
+	if !ok || a == nil || len(a.Transitions) == 0 {
+		return "", 0, &host.CallbackError{Code: codes.Internal, Message: fmt.Sprintf("unexpected result %T", res)}
+	}
+	n.log.Info("alarm callback from a hook", "hook", hook, "ack", ack, "alarm", alarmID, "by", who)
+	return string(a.State), a.Transitions[len(a.Transitions)-1].Seq, nil
 }
 
 // queueFault hands a fault report to reportFaults, which commits it; it blocks only if the queue is full,

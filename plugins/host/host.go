@@ -130,7 +130,8 @@ type conn struct {
 	base   pluginpb.PluginClient
 	driver pluginpb.DriverClient
 	hook   pluginpb.HookClient
-	done   context.Context // ends when the process exited
+	broker *goplugin.GRPCBroker // hooks: serves HostCallbacks
+	done   context.Context      // ends when the process exited
 }
 
 // New checks the specs and returns a Manager; nothing is started before Start.

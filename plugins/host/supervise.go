@@ -218,7 +218,7 @@ func (m *Manager) launch(p *managed) (*conn, error) {
 	case *shared.DriverClient:
 		cn.base, cn.driver, cn.done = c.Base, c.Driver, c.Done
 	case *shared.HookClient:
-		cn.base, cn.hook, cn.done = c.Base, c.Hook, c.Done
+		cn.base, cn.hook, cn.done, cn.broker = c.Base, c.Hook, c.Done, c.Broker
 	default:
 		return cn, fmt.Errorf("start: unexpected client %T", raw)
 	}
@@ -240,7 +240,11 @@ func (m *Manager) handshake(ctx context.Context, p *managed, cn *conn) error {
 		return fmt.Errorf("info: the plugin speaks protocol version %d, this node speaks %d", info.GetProtocolVersion(), shared.ProtocolVersion)
 	}
 	p.log.Info("plugin started", "plugin", info.GetName(), "version", info.GetVersion(), "pid", cn.cmd.Process.Pid)
-	r, err := cn.base.Configure(cctx, &pluginpb.ConfigureRequest{ConfigJson: p.spec.Config, Node: m.opts.Node})
+	req := &pluginpb.ConfigureRequest{ConfigJson: p.spec.Config, Node: m.opts.Node}
+	if p.spec.Kind == KindHook {
+		req.CallbackBrokerId = m.serveCallbacks(p, cn) // ends with the process (the broker closes)
+	}
+	r, err := cn.base.Configure(cctx, req)
 	if err != nil {
 		return fmt.Errorf("configure: %w", err)
 	}

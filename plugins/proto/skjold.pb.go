@@ -339,11 +339,14 @@ func (x *ConfigSchemaResponse) GetFields() []*ConfigField {
 }
 
 type ConfigureRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ConfigJson    []byte                 `protobuf:"bytes,1,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"` // a JSON object; "{}" when the block is empty
-	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`                               // the id of the node that runs the plugin
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ConfigJson []byte                 `protobuf:"bytes,1,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"` // a JSON object; "{}" when the block is empty
+	Node       string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`                               // the id of the node that runs the plugin
+	// Hooks only: the go-plugin GRPCBroker id on which the host serves HostCallbacks for this plugin
+	// process; 0 when the host offers none. The plugin dials it (broker.Dial) within 5 s of Configure.
+	CallbackBrokerId uint32 `protobuf:"varint,3,opt,name=callback_broker_id,json=callbackBrokerId,proto3" json:"callback_broker_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ConfigureRequest) Reset() {
@@ -388,6 +391,13 @@ func (x *ConfigureRequest) GetNode() string {
 		return x.Node
 	}
 	return ""
+}
+
+func (x *ConfigureRequest) GetCallbackBrokerId() uint32 {
+	if x != nil {
+		return x.CallbackBrokerId
+	}
+	return 0
 }
 
 type ConfigError struct {
@@ -1647,6 +1657,230 @@ func (x *Receipt) GetError() string {
 	return ""
 }
 
+type AckRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AlarmId       string                 `protobuf:"bytes,1,opt,name=alarm_id,json=alarmId,proto3" json:"alarm_id,omitempty"`
+	By            string                 `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"` // who acknowledged it on the far side, e.g. the CAD operator or its sender
+	Note          string                 `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckRequest) Reset() {
+	*x = AckRequest{}
+	mi := &file_skjold_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckRequest) ProtoMessage() {}
+
+func (x *AckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skjold_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
+func (*AckRequest) Descriptor() ([]byte, []int) {
+	return file_skjold_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *AckRequest) GetAlarmId() string {
+	if x != nil {
+		return x.AlarmId
+	}
+	return ""
+}
+
+func (x *AckRequest) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *AckRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type AckResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"` // the alarm's state after the call
+	Seq           uint32                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`    // the seq of the transition it made
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckResponse) Reset() {
+	*x = AckResponse{}
+	mi := &file_skjold_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckResponse) ProtoMessage() {}
+
+func (x *AckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skjold_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
+func (*AckResponse) Descriptor() ([]byte, []int) {
+	return file_skjold_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AckResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *AckResponse) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type AnnotateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AlarmId       string                 `protobuf:"bytes,1,opt,name=alarm_id,json=alarmId,proto3" json:"alarm_id,omitempty"`
+	By            string                 `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"`
+	Note          string                 `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"` // required
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnnotateRequest) Reset() {
+	*x = AnnotateRequest{}
+	mi := &file_skjold_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnnotateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnnotateRequest) ProtoMessage() {}
+
+func (x *AnnotateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skjold_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnnotateRequest.ProtoReflect.Descriptor instead.
+func (*AnnotateRequest) Descriptor() ([]byte, []int) {
+	return file_skjold_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *AnnotateRequest) GetAlarmId() string {
+	if x != nil {
+		return x.AlarmId
+	}
+	return ""
+}
+
+func (x *AnnotateRequest) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *AnnotateRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type AnnotateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	Seq           uint32                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnnotateResponse) Reset() {
+	*x = AnnotateResponse{}
+	mi := &file_skjold_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnnotateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnnotateResponse) ProtoMessage() {}
+
+func (x *AnnotateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skjold_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnnotateResponse.ProtoReflect.Descriptor instead.
+func (*AnnotateResponse) Descriptor() ([]byte, []int) {
+	return file_skjold_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *AnnotateResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *AnnotateResponse) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 var File_skjold_proto protoreflect.FileDescriptor
 
 const file_skjold_proto_rawDesc = "" +
@@ -1666,11 +1900,12 @@ const file_skjold_proto_rawDesc = "" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12!\n" +
 	"\fdefault_json\x18\x05 \x01(\tR\vdefaultJson\"M\n" +
 	"\x14ConfigSchemaResponse\x125\n" +
-	"\x06fields\x18\x01 \x03(\v2\x1d.skjold.plugin.v1.ConfigFieldR\x06fields\"G\n" +
+	"\x06fields\x18\x01 \x03(\v2\x1d.skjold.plugin.v1.ConfigFieldR\x06fields\"u\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\x12\x12\n" +
-	"\x04node\x18\x02 \x01(\tR\x04node\"=\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12,\n" +
+	"\x12callback_broker_id\x18\x03 \x01(\rR\x10callbackBrokerId\"=\n" +
 	"\vConfigError\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"J\n" +
@@ -1784,7 +2019,22 @@ const file_skjold_proto_rawDesc = "" +
 	"\aReceipt\x12\x1c\n" +
 	"\tdelivered\x18\x01 \x01(\bR\tdelivered\x12\x1c\n" +
 	"\treference\x18\x02 \x01(\tR\treference\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error*<\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"K\n" +
+	"\n" +
+	"AckRequest\x12\x19\n" +
+	"\balarm_id\x18\x01 \x01(\tR\aalarmId\x12\x0e\n" +
+	"\x02by\x18\x02 \x01(\tR\x02by\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\"5\n" +
+	"\vAckResponse\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\rR\x03seq\"P\n" +
+	"\x0fAnnotateRequest\x12\x19\n" +
+	"\balarm_id\x18\x01 \x01(\tR\aalarmId\x12\x0e\n" +
+	"\x02by\x18\x02 \x01(\tR\x02by\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\":\n" +
+	"\x10AnnotateResponse\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\rR\x03seq*<\n" +
 	"\x05Strap\x12\x11\n" +
 	"\rSTRAP_UNKNOWN\x10\x00\x12\x10\n" +
 	"\fSTRAP_CLOSED\x10\x01\x12\x0e\n" +
@@ -1801,7 +2051,10 @@ const file_skjold_proto_rawDesc = "" +
 	"\aCommand\x12\x1f.skjold.plugin.v1.DeviceCommand\x1a\x1f.skjold.plugin.v1.CommandResult\x12N\n" +
 	"\aDevices\x12 .skjold.plugin.v1.DevicesRequest\x1a!.skjold.plugin.v1.DevicesResponse2J\n" +
 	"\x04Hook\x12B\n" +
-	"\aDeliver\x12\x1c.skjold.plugin.v1.AlarmEvent\x1a\x19.skjold.plugin.v1.ReceiptB7Z5github.com/skjold-alarm/skjold/plugins/proto;pluginpbb\x06proto3"
+	"\aDeliver\x12\x1c.skjold.plugin.v1.AlarmEvent\x1a\x19.skjold.plugin.v1.Receipt2\xae\x01\n" +
+	"\rHostCallbacks\x12J\n" +
+	"\vAcknowledge\x12\x1c.skjold.plugin.v1.AckRequest\x1a\x1d.skjold.plugin.v1.AckResponse\x12Q\n" +
+	"\bAnnotate\x12!.skjold.plugin.v1.AnnotateRequest\x1a\".skjold.plugin.v1.AnnotateResponseB7Z5github.com/skjold-alarm/skjold/plugins/proto;pluginpbb\x06proto3"
 
 var (
 	file_skjold_proto_rawDescOnce sync.Once
@@ -1816,7 +2069,7 @@ func file_skjold_proto_rawDescGZIP() []byte {
 }
 
 var file_skjold_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skjold_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_skjold_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_skjold_proto_goTypes = []any{
 	(Strap)(0),                    // 0: skjold.plugin.v1.Strap
 	(*InfoRequest)(nil),           // 1: skjold.plugin.v1.InfoRequest
@@ -1844,23 +2097,27 @@ var file_skjold_proto_goTypes = []any{
 	(*Transition)(nil),            // 23: skjold.plugin.v1.Transition
 	(*AlarmEvent)(nil),            // 24: skjold.plugin.v1.AlarmEvent
 	(*Receipt)(nil),               // 25: skjold.plugin.v1.Receipt
-	nil,                           // 26: skjold.plugin.v1.Metric.LabelsEntry
-	nil,                           // 27: skjold.plugin.v1.DeviceCommand.ArgsEntry
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*AckRequest)(nil),            // 26: skjold.plugin.v1.AckRequest
+	(*AckResponse)(nil),           // 27: skjold.plugin.v1.AckResponse
+	(*AnnotateRequest)(nil),       // 28: skjold.plugin.v1.AnnotateRequest
+	(*AnnotateResponse)(nil),      // 29: skjold.plugin.v1.AnnotateResponse
+	nil,                           // 30: skjold.plugin.v1.Metric.LabelsEntry
+	nil,                           // 31: skjold.plugin.v1.DeviceCommand.ArgsEntry
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
 }
 var file_skjold_proto_depIdxs = []int32{
 	4,  // 0: skjold.plugin.v1.ConfigSchemaResponse.fields:type_name -> skjold.plugin.v1.ConfigField
 	7,  // 1: skjold.plugin.v1.ConfigureResponse.errors:type_name -> skjold.plugin.v1.ConfigError
-	26, // 2: skjold.plugin.v1.Metric.labels:type_name -> skjold.plugin.v1.Metric.LabelsEntry
+	30, // 2: skjold.plugin.v1.Metric.labels:type_name -> skjold.plugin.v1.Metric.LabelsEntry
 	12, // 3: skjold.plugin.v1.MetricsResponse.metrics:type_name -> skjold.plugin.v1.Metric
-	28, // 4: skjold.plugin.v1.Observation.time:type_name -> google.protobuf.Timestamp
+	32, // 4: skjold.plugin.v1.Observation.time:type_name -> google.protobuf.Timestamp
 	0,  // 5: skjold.plugin.v1.Observation.strap:type_name -> skjold.plugin.v1.Strap
 	14, // 6: skjold.plugin.v1.ObservationBatch.observations:type_name -> skjold.plugin.v1.Observation
-	27, // 7: skjold.plugin.v1.DeviceCommand.args:type_name -> skjold.plugin.v1.DeviceCommand.ArgsEntry
-	28, // 8: skjold.plugin.v1.Position.time:type_name -> google.protobuf.Timestamp
-	28, // 9: skjold.plugin.v1.Alarm.raised_at:type_name -> google.protobuf.Timestamp
+	31, // 7: skjold.plugin.v1.DeviceCommand.args:type_name -> skjold.plugin.v1.DeviceCommand.ArgsEntry
+	32, // 8: skjold.plugin.v1.Position.time:type_name -> google.protobuf.Timestamp
+	32, // 9: skjold.plugin.v1.Alarm.raised_at:type_name -> google.protobuf.Timestamp
 	21, // 10: skjold.plugin.v1.Alarm.position:type_name -> skjold.plugin.v1.Position
-	28, // 11: skjold.plugin.v1.Transition.at:type_name -> google.protobuf.Timestamp
+	32, // 11: skjold.plugin.v1.Transition.at:type_name -> google.protobuf.Timestamp
 	22, // 12: skjold.plugin.v1.AlarmEvent.alarm:type_name -> skjold.plugin.v1.Alarm
 	23, // 13: skjold.plugin.v1.AlarmEvent.transition:type_name -> skjold.plugin.v1.Transition
 	1,  // 14: skjold.plugin.v1.Plugin.Info:input_type -> skjold.plugin.v1.InfoRequest
@@ -1872,17 +2129,21 @@ var file_skjold_proto_depIdxs = []int32{
 	17, // 20: skjold.plugin.v1.Driver.Command:input_type -> skjold.plugin.v1.DeviceCommand
 	19, // 21: skjold.plugin.v1.Driver.Devices:input_type -> skjold.plugin.v1.DevicesRequest
 	24, // 22: skjold.plugin.v1.Hook.Deliver:input_type -> skjold.plugin.v1.AlarmEvent
-	2,  // 23: skjold.plugin.v1.Plugin.Info:output_type -> skjold.plugin.v1.InfoResponse
-	5,  // 24: skjold.plugin.v1.Plugin.ConfigSchema:output_type -> skjold.plugin.v1.ConfigSchemaResponse
-	8,  // 25: skjold.plugin.v1.Plugin.Configure:output_type -> skjold.plugin.v1.ConfigureResponse
-	10, // 26: skjold.plugin.v1.Plugin.Health:output_type -> skjold.plugin.v1.HealthResponse
-	13, // 27: skjold.plugin.v1.Plugin.Metrics:output_type -> skjold.plugin.v1.MetricsResponse
-	15, // 28: skjold.plugin.v1.Driver.Observations:output_type -> skjold.plugin.v1.ObservationBatch
-	18, // 29: skjold.plugin.v1.Driver.Command:output_type -> skjold.plugin.v1.CommandResult
-	20, // 30: skjold.plugin.v1.Driver.Devices:output_type -> skjold.plugin.v1.DevicesResponse
-	25, // 31: skjold.plugin.v1.Hook.Deliver:output_type -> skjold.plugin.v1.Receipt
-	23, // [23:32] is the sub-list for method output_type
-	14, // [14:23] is the sub-list for method input_type
+	26, // 23: skjold.plugin.v1.HostCallbacks.Acknowledge:input_type -> skjold.plugin.v1.AckRequest
+	28, // 24: skjold.plugin.v1.HostCallbacks.Annotate:input_type -> skjold.plugin.v1.AnnotateRequest
+	2,  // 25: skjold.plugin.v1.Plugin.Info:output_type -> skjold.plugin.v1.InfoResponse
+	5,  // 26: skjold.plugin.v1.Plugin.ConfigSchema:output_type -> skjold.plugin.v1.ConfigSchemaResponse
+	8,  // 27: skjold.plugin.v1.Plugin.Configure:output_type -> skjold.plugin.v1.ConfigureResponse
+	10, // 28: skjold.plugin.v1.Plugin.Health:output_type -> skjold.plugin.v1.HealthResponse
+	13, // 29: skjold.plugin.v1.Plugin.Metrics:output_type -> skjold.plugin.v1.MetricsResponse
+	15, // 30: skjold.plugin.v1.Driver.Observations:output_type -> skjold.plugin.v1.ObservationBatch
+	18, // 31: skjold.plugin.v1.Driver.Command:output_type -> skjold.plugin.v1.CommandResult
+	20, // 32: skjold.plugin.v1.Driver.Devices:output_type -> skjold.plugin.v1.DevicesResponse
+	25, // 33: skjold.plugin.v1.Hook.Deliver:output_type -> skjold.plugin.v1.Receipt
+	27, // 34: skjold.plugin.v1.HostCallbacks.Acknowledge:output_type -> skjold.plugin.v1.AckResponse
+	29, // 35: skjold.plugin.v1.HostCallbacks.Annotate:output_type -> skjold.plugin.v1.AnnotateResponse
+	25, // [25:36] is the sub-list for method output_type
+	14, // [14:25] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
 	14, // [14:14] is the sub-list for extension extendee
 	0,  // [0:14] is the sub-list for field type_name
@@ -1900,9 +2161,9 @@ func file_skjold_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skjold_proto_rawDesc), len(file_skjold_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   31,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_skjold_proto_goTypes,
 		DependencyIndexes: file_skjold_proto_depIdxs,

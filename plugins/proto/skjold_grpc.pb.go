@@ -583,3 +583,157 @@ var Hook_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "skjold.proto",
 }
+
+const (
+	HostCallbacks_Acknowledge_FullMethodName = "/skjold.plugin.v1.HostCallbacks/Acknowledge"
+	HostCallbacks_Annotate_FullMethodName    = "/skjold.plugin.v1.HostCallbacks/Annotate"
+)
+
+// HostCallbacksClient is the client API for HostCallbacks service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// HostCallbacks lets a hook act on an alarm from the dispatch side: a CAD or an alarm receiving centre
+// acknowledges it, or adds a note. The host serves it on the broker id passed in
+// ConfigureRequest.callback_broker_id; the node records who through the hook's name ("hook:<name>/<by>").
+type HostCallbacksClient interface {
+	// Acknowledge acknowledges a raised alarm. Errors: NotFound (no such alarm), FailedPrecondition (the
+	// alarm is not raised: already acknowledged or resolved), InvalidArgument, Unavailable (no quorum: retry).
+	Acknowledge(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
+	// Annotate adds a note to an alarm without changing its state (a transition with event "annotated").
+	Annotate(ctx context.Context, in *AnnotateRequest, opts ...grpc.CallOption) (*AnnotateResponse, error)
+}
+
+type hostCallbacksClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewHostCallbacksClient(cc grpc.ClientConnInterface) HostCallbacksClient {
+	return &hostCallbacksClient{cc}
+}
+
+func (c *hostCallbacksClient) Acknowledge(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AckResponse)
+	err := c.cc.Invoke(ctx, HostCallbacks_Acknowledge_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostCallbacksClient) Annotate(ctx context.Context, in *AnnotateRequest, opts ...grpc.CallOption) (*AnnotateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AnnotateResponse)
+	err := c.cc.Invoke(ctx, HostCallbacks_Annotate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// HostCallbacksServer is the server API for HostCallbacks service.
+// All implementations must embed UnimplementedHostCallbacksServer
+// for forward compatibility.
+//
+// HostCallbacks lets a hook act on an alarm from the dispatch side: a CAD or an alarm receiving centre
+// acknowledges it, or adds a note. The host serves it on the broker id passed in
+// ConfigureRequest.callback_broker_id; the node records who through the hook's name ("hook:<name>/<by>").
+type HostCallbacksServer interface {
+	// Acknowledge acknowledges a raised alarm. Errors: NotFound (no such alarm), FailedPrecondition (the
+	// alarm is not raised: already acknowledged or resolved), InvalidArgument, Unavailable (no quorum: retry).
+	Acknowledge(context.Context, *AckRequest) (*AckResponse, error)
+	// Annotate adds a note to an alarm without changing its state (a transition with event "annotated").
+	Annotate(context.Context, *AnnotateRequest) (*AnnotateResponse, error)
+	mustEmbedUnimplementedHostCallbacksServer()
+}
+
+// UnimplementedHostCallbacksServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedHostCallbacksServer struct{}
+
+func (UnimplementedHostCallbacksServer) Acknowledge(context.Context, *AckRequest) (*AckResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Acknowledge not implemented")
+}
+func (UnimplementedHostCallbacksServer) Annotate(context.Context, *AnnotateRequest) (*AnnotateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Annotate not implemented")
+}
+func (UnimplementedHostCallbacksServer) mustEmbedUnimplementedHostCallbacksServer() {}
+func (UnimplementedHostCallbacksServer) testEmbeddedByValue()                       {}
+
+// UnsafeHostCallbacksServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to HostCallbacksServer will
+// result in compilation errors.
+type UnsafeHostCallbacksServer interface {
+	mustEmbedUnimplementedHostCallbacksServer()
+}
+
+func RegisterHostCallbacksServer(s grpc.ServiceRegistrar, srv HostCallbacksServer) {
+	// If the following call panics, it indicates UnimplementedHostCallbacksServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&HostCallbacks_ServiceDesc, srv)
+}
+
+func _HostCallbacks_Acknowledge_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostCallbacksServer).Acknowledge(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HostCallbacks_Acknowledge_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostCallbacksServer).Acknowledge(ctx, req.(*AckRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HostCallbacks_Annotate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AnnotateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostCallbacksServer).Annotate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HostCallbacks_Annotate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostCallbacksServer).Annotate(ctx, req.(*AnnotateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// HostCallbacks_ServiceDesc is the grpc.ServiceDesc for HostCallbacks service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var HostCallbacks_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "skjold.plugin.v1.HostCallbacks",
+	HandlerType: (*HostCallbacksServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Acknowledge",
+			Handler:    _HostCallbacks_Acknowledge_Handler,
+		},
+		{
+			MethodName: "Annotate",
+			Handler:    _HostCallbacks_Annotate_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "skjold.proto",
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	hclog "github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
 
 	pluginpb "github.com/skjold-alarm/skjold/plugins/proto"
 	"github.com/skjold-alarm/skjold/plugins/shared"
@@ -15,12 +16,25 @@ type hookServer struct {
 	pluginpb.UnimplementedHookServer
 	h   Hook
 	log hclog.Logger
+	cb  *callbacks
 }
 
 func newHookServer(h Hook, log hclog.Logger) *hookServer {
-	s := &hookServer{h: h, log: log}
+	s := &hookServer{h: h, log: log, cb: newCallbacks(log)}
 	s.base = &base{kind: shared.KindHook, info: h.Info, schema: h.ConfigSchema, conf: h.Configure, health: h.Health}
+	if u, ok := h.(HostUser); ok {
+		u.SetHost(s.cb)
+	}
 	return s
+}
+
+// SetBroker receives the plugin side's go-plugin broker (shared.BrokerUser).
+func (s *hookServer) SetBroker(b *plugin.GRPCBroker) { s.cb.setBroker(b) }
+
+// Configure connects the callbacks to the broker id the host names, then configures the hook.
+func (s *hookServer) Configure(ctx context.Context, req *pluginpb.ConfigureRequest) (*pluginpb.ConfigureResponse, error) {
+	s.cb.connect(req.GetCallbackBrokerId())
+	return s.base.Configure(ctx, req)
 }
 
 func (s *hookServer) Deliver(ctx context.Context, ev *pluginpb.AlarmEvent) (*pluginpb.Receipt, error) {
@@ -40,3 +54,5 @@ func (s *hookServer) Deliver(ctx context.Context, ev *pluginpb.AlarmEvent) (*plu
 	}
 	return r, nil
 }
+
+var _ shared.BrokerUser = (*hookServer)(nil)

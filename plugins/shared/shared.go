@@ -56,6 +56,14 @@ type HookClient struct {
 	Hook pluginpb.HookClient
 	// Done ends when the plugin process has exited (go-plugin's client context).
 	Done context.Context
+	// Broker is the connection's go-plugin broker: the host serves HostCallbacks on it.
+	Broker *plugin.GRPCBroker
+}
+
+// BrokerUser is implemented by a HookServer that wants the plugin side's go-plugin broker (to dial the
+// host's HostCallbacks service). HookPlugin.GRPCServer hands it over before serving.
+type BrokerUser interface {
+	SetBroker(*plugin.GRPCBroker)
 }
 
 // DriverPlugin is the go-plugin GRPCPlugin of a driver. Impl is set on the plugin side only.
@@ -82,16 +90,20 @@ type HookPlugin struct {
 	Impl HookServer
 }
 
-// GRPCServer registers the base and the hook service.
-func (p *HookPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+// GRPCServer registers the base and the hook service, and hands the broker to an Impl that is a
+// BrokerUser.
+func (p *HookPlugin) GRPCServer(b *plugin.GRPCBroker, s *grpc.Server) error {
+	if u, ok := p.Impl.(BrokerUser); ok {
+		u.SetBroker(b)
+	}
 	pluginpb.RegisterPluginServer(s, p.Impl)
 	pluginpb.RegisterHookServer(s, p.Impl)
 	return nil
 }
 
 // GRPCClient returns a *HookClient.
-func (p *HookPlugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
-	return &HookClient{Base: pluginpb.NewPluginClient(c), Hook: pluginpb.NewHookClient(c), Done: ctx}, nil
+func (p *HookPlugin) GRPCClient(ctx context.Context, b *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
+	return &HookClient{Base: pluginpb.NewPluginClient(c), Hook: pluginpb.NewHookClient(c), Done: ctx, Broker: b}, nil
 }
 
 // ClientPlugins is the PluginSet the host offers: one entry per kind, dispensed by the kind's name.

@@ -13,6 +13,10 @@ import (
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/skjold-alarm/skjold/plugins/sdk"
 )
 
 // ackMax bounds the acknowledgements kept in memory (the newest are kept).
@@ -83,6 +87,19 @@ func (h *Hook) serveAck(w http.ResponseWriter, r *http.Request, sender string) {
 		reject(http.StatusBadRequest, "%v", err)
 		return
 	}
+	h.mu.Lock()
+	host := h.host
+	h.mu.Unlock()
+	// Pass each to the node: an Ack acknowledges the alarm, an Update adds the CAD's note to it. The
+	// answer is the worst outcome: 503 (the CAD posts again later) before 404 before 400 before 200.
+	code := http.StatusOK
+	lines := make([]string, 0, len(acks))
+	for i := range acks {
+		c, result := h.forward(r.Context(), host, acks[i])
+		acks[i].Result = result
+		code = worse(code, c)
+		lines = append(lines, acks[i].Identifier+": "+result)
+	}
 	now := h.opts.Now()
 	h.mu.Lock()
 	for i := range acks {
@@ -95,11 +112,85 @@ func (h *Hook) serveAck(w http.ResponseWriter, r *http.Request, sender string) {
 	h.mu.Unlock()
 	for _, a := range acks {
 		acksRecv.Inc("accepted")
-		h.log.Info("acknowledgement from the CAD", "alarm", a.AlarmID, "identifier", a.Identifier, "by", a.By, "at", a.At, "note", a.Note)
+		h.log.Info("acknowledgement from the CAD", "alarm", a.AlarmID, "identifier", a.Identifier, "by", a.By, "at", a.At, "note", a.Note, "result", a.Result)
 	}
 	lastAckUnix.Set(float64(now.Unix()))
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(w, "acknowledged %d\n", len(acks))
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	w.WriteHeader(code)
+	if code == http.StatusOK {
+		fmt.Fprintf(w, "acknowledged %d\n", len(acks))
+	}
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+}
+
+// forwardTimeout bounds one callback to the node.
+const forwardTimeout = 10 * time.Second
+
+// forward passes one acknowledgement to the node and says how it went (an HTTP status for the CAD and a
+// short text). Without a node (tests of the hook alone) it is only recorded.
+func (h *Hook) forward(ctx context.Context, host sdk.Host, a Ack) (int, string) {
+	if host == nil {
+		return http.StatusOK, "recorded only"
+	}
+	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
+	defer cancel()
+	note := fmt.Sprintf("CAP %s %s sent %s", a.MsgType, a.Identifier, a.At.UTC().Format(time.RFC3339))
+	if a.Note != "" {
+		note += ": " + a.Note
+	}
+	var err error
+	done := "acknowledged"
+	if a.MsgType == MsgAck {
+		err = host.Acknowledge(ctx, a.AlarmID, a.By, note)
+	} else {
+		done = "annotated"
+		err = host.Annotate(ctx, a.AlarmID, a.By, note)
+	}
+	switch status.Code(err) {
+	case codes.OK:
+		acksFwd.Inc("done")
+		return http.StatusOK, done
+	case codes.FailedPrecondition:
+		// The CAD posted it again, or an operator was first: the alarm is taken either way.
+		acksFwd.Inc("already")
+		return http.StatusOK, "already acknowledged or resolved"
+	case codes.NotFound:
+		acksFwd.Inc("not_found")
+		return http.StatusNotFound, "no such alarm: " + status.Convert(err).Message()
+	case codes.InvalidArgument:
+		acksFwd.Inc("refused")
+		return http.StatusBadRequest, "refused: " + status.Convert(err).Message()
+	}
+	acksFwd.Inc("failed")
+	h.log.Warn("the node did not take the acknowledgement; the CAD must post it again", "alarm", a.AlarmID, "error", err)
+	if errors.Is(err, sdk.ErrNoHost) {
+		return http.StatusServiceUnavailable, "not passed on: " + err.Error()
+	}
+	return http.StatusServiceUnavailable, "not passed on: " + status.Convert(err).Message()
+}
+
+// worse orders the answers to the CAD: 503 before 404 before 400 before 200.
+func worse(a, b int) int {
+	rank := func(c int) int {
+		switch c {
+		case http.StatusServiceUnavailable:
+			return 3
+		case http.StatusNotFound:
+			return 2
+		case http.StatusBadRequest:
+			return 1
+		}
+		return 0
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
 }
 
 // ParseAck reads a CAP acknowledgement: an alert in the CAP 1.2 namespace with msgType Ack or Update and

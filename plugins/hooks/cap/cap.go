@@ -53,6 +53,9 @@ var (
 	acksRecv   = sdk.NewCounter("cap_acks_received_total",
 		"Acknowledgements posted by the CAD on the ack endpoint, by result (accepted, rejected).", "result")
 	lastAckUnix = sdk.NewGauge("cap_last_ack_timestamp_seconds", "When the last acknowledgement was accepted (Unix seconds).")
+	acksFwd     = sdk.NewCounter("cap_acks_forwarded_total",
+		"Acknowledgements (Ack) and notes (Update) from the CAD passed to the node, by result (done, already: the alarm was no longer raised, not_found, refused, failed: retry).",
+		"result")
 )
 
 // Config is the hook's config block.
@@ -85,6 +88,9 @@ type Ack struct {
 	MsgType    string    // Ack or Update
 	Note       string
 	Received   time.Time
+	// Result is what the node made of it: "acknowledged", "annotated", "already acknowledged or
+	// resolved", "recorded only" (no node callbacks: not run by a node), or why it failed.
+	Result string
 }
 
 // Hook implements sdk.Hook.
@@ -99,7 +105,17 @@ type Hook struct {
 	ack    *ackServer
 	acks   []Ack // the last acknowledgements, newest last (bounded)
 	last   string
+	host   sdk.Host // the node's callbacks; nil when not run by a node (tests)
 }
+
+// SetHost receives the node's callbacks (sdk.HostUser): acknowledgements from the CAD go there.
+func (h *Hook) SetHost(host sdk.Host) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.host = host
+}
+
+var _ sdk.HostUser = (*Hook)(nil)
 
 // New returns an unconfigured hook.
 func New(opts Options) *Hook {
@@ -414,6 +430,9 @@ func (h *Hook) Health() (bool, string) {
 		if n := len(h.acks); n > 0 {
 			a := h.acks[n-1]
 			msg += fmt.Sprintf(": last %s of %s by %s at %s", a.MsgType, a.Identifier, a.By, a.At.UTC().Format(time.RFC3339))
+			if a.Result != "" {
+				msg += " (" + a.Result + ")"
+			}
 		} else {
 			msg += ": none yet"
 		}

@@ -171,6 +171,12 @@ func TestCADAcknowledgementReachesTheAlarm(t *testing.T) {
 		return alert != nil
 	})
 	alarmID := param(alert, "alarm_id")
+	// The zone travels with the alert: the node attaches the order's geometry on delivery.
+	if zoned := rc.find(func(a *cap.Alert) bool {
+		return a.MsgType == cap.MsgAlert && len(a.Info) > 0 && len(a.Info[0].Areas) > 1 && len(a.Info[0].Areas[0].Polygons) == 1
+	}); zoned == nil {
+		t.Error("no CAP Alert carries the zone polygon in its <area>")
+	}
 	getAlarm := func() alarm.Alarm {
 		var a alarm.Alarm
 		n.Machine().View(func(ev *breach.Evaluator) { a, _ = ev.Alarm(alarmID) })

@@ -445,7 +445,9 @@ func (n *Node) deliver(hook string, it state.OutboxItem, w *deliveryWatch) bool 
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 		start := time.Now()
-		rc, err := n.plugins.Deliver(ctx, hook, it.Change)
+		ch := it.Change
+		n.machine.View(func(ev *breach.Evaluator) { ch.Area, _ = ev.Area(&ch.Alarm) })
+		rc, err := n.plugins.Deliver(ctx, hook, ch)
 		cancel()
 		if err == nil && rc != nil && !rc.Delivered {
 			err = errors.New(rc.Error)

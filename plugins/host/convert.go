@@ -118,6 +118,9 @@ func AlarmEvent(ch alarm.Change) *pluginpb.AlarmEvent {
 		active = math.MaxUint32
 	}
 	pa.Certainty, pa.Late = string(a.Certainty), a.Late
+	if ar := ch.Area; ar != nil {
+		pa.Area = &pluginpb.Area{Type: ar.Type, CoordinatesJson: string(ar.Coordinates), RadiusM: ar.RadiusM}
+	}
 	pa.Escalation = uint32(max(a.Escalation, 0))
 	return &pluginpb.AlarmEvent{
 		IdempotencyKey:     alarm.IdempotencyKey(a.ID, tr.Seq),

@@ -1271,6 +1271,7 @@ type Alarm struct {
 	Certainty     string                 `protobuf:"bytes,15,opt,name=certainty,proto3" json:"certainty,omitempty"`    // certain or probable, for breaches and warnings
 	Late          bool                   `protobuf:"varint,16,opt,name=late,proto3" json:"late,omitempty"`             // raised by a fix reported long after it was taken: not a current position
 	Escalation    uint32                 `protobuf:"varint,17,opt,name=escalation,proto3" json:"escalation,omitempty"` // times escalated while nobody acknowledged it
+	Area          *Area                  `protobuf:"bytes,18,opt,name=area,proto3" json:"area,omitempty"`              // the zone the alarm is about, when it has one
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1424,6 +1425,75 @@ func (x *Alarm) GetEscalation() uint32 {
 	return 0
 }
 
+func (x *Alarm) GetArea() *Area {
+	if x != nil {
+		return x.Area
+	}
+	return nil
+}
+
+// Area is a zone: a GeoJSON Polygon or MultiPolygon, or a Point with radius_m (a circle; for a dynamic
+// zone, around the protected person's latest fix).
+type Area struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Type            string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`                                              // "Polygon", "MultiPolygon" or "Point"
+	CoordinatesJson string                 `protobuf:"bytes,2,opt,name=coordinates_json,json=coordinatesJson,proto3" json:"coordinates_json,omitempty"` // the GeoJSON coordinates member, [lon, lat] order
+	RadiusM         float64                `protobuf:"fixed64,3,opt,name=radius_m,json=radiusM,proto3" json:"radius_m,omitempty"`                       // for a Point
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Area) Reset() {
+	*x = Area{}
+	mi := &file_skjold_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Area) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Area) ProtoMessage() {}
+
+func (x *Area) ProtoReflect() protoreflect.Message {
+	mi := &file_skjold_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Area.ProtoReflect.Descriptor instead.
+func (*Area) Descriptor() ([]byte, []int) {
+	return file_skjold_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Area) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Area) GetCoordinatesJson() string {
+	if x != nil {
+		return x.CoordinatesJson
+	}
+	return ""
+}
+
+func (x *Area) GetRadiusM() float64 {
+	if x != nil {
+		return x.RadiusM
+	}
+	return 0
+}
+
 type Transition struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Seq           uint32                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -1438,7 +1508,7 @@ type Transition struct {
 
 func (x *Transition) Reset() {
 	*x = Transition{}
-	mi := &file_skjold_proto_msgTypes[22]
+	mi := &file_skjold_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1520,7 @@ func (x *Transition) String() string {
 func (*Transition) ProtoMessage() {}
 
 func (x *Transition) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[22]
+	mi := &file_skjold_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1533,7 @@ func (x *Transition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transition.ProtoReflect.Descriptor instead.
 func (*Transition) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{22}
+	return file_skjold_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Transition) GetSeq() uint32 {
@@ -1527,7 +1597,7 @@ type AlarmEvent struct {
 
 func (x *AlarmEvent) Reset() {
 	*x = AlarmEvent{}
-	mi := &file_skjold_proto_msgTypes[23]
+	mi := &file_skjold_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1539,7 +1609,7 @@ func (x *AlarmEvent) String() string {
 func (*AlarmEvent) ProtoMessage() {}
 
 func (x *AlarmEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[23]
+	mi := &file_skjold_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1552,7 +1622,7 @@ func (x *AlarmEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmEvent.ProtoReflect.Descriptor instead.
 func (*AlarmEvent) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{23}
+	return file_skjold_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AlarmEvent) GetIdempotencyKey() string {
@@ -1608,7 +1678,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_skjold_proto_msgTypes[24]
+	mi := &file_skjold_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1620,7 +1690,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[24]
+	mi := &file_skjold_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1633,7 +1703,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{24}
+	return file_skjold_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Receipt) GetDelivered() bool {
@@ -1668,7 +1738,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_skjold_proto_msgTypes[25]
+	mi := &file_skjold_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1750,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[25]
+	mi := &file_skjold_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1763,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{25}
+	return file_skjold_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AckRequest) GetAlarmId() string {
@@ -1727,7 +1797,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_skjold_proto_msgTypes[26]
+	mi := &file_skjold_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1739,7 +1809,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[26]
+	mi := &file_skjold_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1752,7 +1822,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{26}
+	return file_skjold_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AckResponse) GetState() string {
@@ -1780,7 +1850,7 @@ type AnnotateRequest struct {
 
 func (x *AnnotateRequest) Reset() {
 	*x = AnnotateRequest{}
-	mi := &file_skjold_proto_msgTypes[27]
+	mi := &file_skjold_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +1862,7 @@ func (x *AnnotateRequest) String() string {
 func (*AnnotateRequest) ProtoMessage() {}
 
 func (x *AnnotateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[27]
+	mi := &file_skjold_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +1875,7 @@ func (x *AnnotateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnnotateRequest.ProtoReflect.Descriptor instead.
 func (*AnnotateRequest) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{27}
+	return file_skjold_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AnnotateRequest) GetAlarmId() string {
@@ -1839,7 +1909,7 @@ type AnnotateResponse struct {
 
 func (x *AnnotateResponse) Reset() {
 	*x = AnnotateResponse{}
-	mi := &file_skjold_proto_msgTypes[28]
+	mi := &file_skjold_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +1921,7 @@ func (x *AnnotateResponse) String() string {
 func (*AnnotateResponse) ProtoMessage() {}
 
 func (x *AnnotateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skjold_proto_msgTypes[28]
+	mi := &file_skjold_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +1934,7 @@ func (x *AnnotateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnnotateResponse.ProtoReflect.Descriptor instead.
 func (*AnnotateResponse) Descriptor() ([]byte, []int) {
-	return file_skjold_proto_rawDescGZIP(), []int{28}
+	return file_skjold_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AnnotateResponse) GetState() string {
@@ -1975,7 +2045,7 @@ const file_skjold_proto_rawDesc = "" +
 	"\x03lon\x18\x02 \x01(\x01R\x03lon\x12\x1d\n" +
 	"\n" +
 	"accuracy_m\x18\x03 \x01(\x01R\taccuracyM\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xed\x03\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x99\x04\n" +
 	"\x05Alarm\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x12\n" +
@@ -1997,7 +2067,12 @@ const file_skjold_proto_rawDesc = "" +
 	"\x04late\x18\x10 \x01(\bR\x04late\x12\x1e\n" +
 	"\n" +
 	"escalation\x18\x11 \x01(\rR\n" +
-	"escalation\"\x9a\x01\n" +
+	"escalation\x12*\n" +
+	"\x04area\x18\x12 \x01(\v2\x16.skjold.plugin.v1.AreaR\x04area\"`\n" +
+	"\x04Area\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12)\n" +
+	"\x10coordinates_json\x18\x02 \x01(\tR\x0fcoordinatesJson\x12\x19\n" +
+	"\bradius_m\x18\x03 \x01(\x01R\aradiusM\"\x9a\x01\n" +
 	"\n" +
 	"Transition\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x14\n" +
@@ -2069,7 +2144,7 @@ func file_skjold_proto_rawDescGZIP() []byte {
 }
 
 var file_skjold_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skjold_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_skjold_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_skjold_proto_goTypes = []any{
 	(Strap)(0),                    // 0: skjold.plugin.v1.Strap
 	(*InfoRequest)(nil),           // 1: skjold.plugin.v1.InfoRequest
@@ -2094,59 +2169,61 @@ var file_skjold_proto_goTypes = []any{
 	(*DevicesResponse)(nil),       // 20: skjold.plugin.v1.DevicesResponse
 	(*Position)(nil),              // 21: skjold.plugin.v1.Position
 	(*Alarm)(nil),                 // 22: skjold.plugin.v1.Alarm
-	(*Transition)(nil),            // 23: skjold.plugin.v1.Transition
-	(*AlarmEvent)(nil),            // 24: skjold.plugin.v1.AlarmEvent
-	(*Receipt)(nil),               // 25: skjold.plugin.v1.Receipt
-	(*AckRequest)(nil),            // 26: skjold.plugin.v1.AckRequest
-	(*AckResponse)(nil),           // 27: skjold.plugin.v1.AckResponse
-	(*AnnotateRequest)(nil),       // 28: skjold.plugin.v1.AnnotateRequest
-	(*AnnotateResponse)(nil),      // 29: skjold.plugin.v1.AnnotateResponse
-	nil,                           // 30: skjold.plugin.v1.Metric.LabelsEntry
-	nil,                           // 31: skjold.plugin.v1.DeviceCommand.ArgsEntry
-	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
+	(*Area)(nil),                  // 23: skjold.plugin.v1.Area
+	(*Transition)(nil),            // 24: skjold.plugin.v1.Transition
+	(*AlarmEvent)(nil),            // 25: skjold.plugin.v1.AlarmEvent
+	(*Receipt)(nil),               // 26: skjold.plugin.v1.Receipt
+	(*AckRequest)(nil),            // 27: skjold.plugin.v1.AckRequest
+	(*AckResponse)(nil),           // 28: skjold.plugin.v1.AckResponse
+	(*AnnotateRequest)(nil),       // 29: skjold.plugin.v1.AnnotateRequest
+	(*AnnotateResponse)(nil),      // 30: skjold.plugin.v1.AnnotateResponse
+	nil,                           // 31: skjold.plugin.v1.Metric.LabelsEntry
+	nil,                           // 32: skjold.plugin.v1.DeviceCommand.ArgsEntry
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
 }
 var file_skjold_proto_depIdxs = []int32{
 	4,  // 0: skjold.plugin.v1.ConfigSchemaResponse.fields:type_name -> skjold.plugin.v1.ConfigField
 	7,  // 1: skjold.plugin.v1.ConfigureResponse.errors:type_name -> skjold.plugin.v1.ConfigError
-	30, // 2: skjold.plugin.v1.Metric.labels:type_name -> skjold.plugin.v1.Metric.LabelsEntry
+	31, // 2: skjold.plugin.v1.Metric.labels:type_name -> skjold.plugin.v1.Metric.LabelsEntry
 	12, // 3: skjold.plugin.v1.MetricsResponse.metrics:type_name -> skjold.plugin.v1.Metric
-	32, // 4: skjold.plugin.v1.Observation.time:type_name -> google.protobuf.Timestamp
+	33, // 4: skjold.plugin.v1.Observation.time:type_name -> google.protobuf.Timestamp
 	0,  // 5: skjold.plugin.v1.Observation.strap:type_name -> skjold.plugin.v1.Strap
 	14, // 6: skjold.plugin.v1.ObservationBatch.observations:type_name -> skjold.plugin.v1.Observation
-	31, // 7: skjold.plugin.v1.DeviceCommand.args:type_name -> skjold.plugin.v1.DeviceCommand.ArgsEntry
-	32, // 8: skjold.plugin.v1.Position.time:type_name -> google.protobuf.Timestamp
-	32, // 9: skjold.plugin.v1.Alarm.raised_at:type_name -> google.protobuf.Timestamp
+	32, // 7: skjold.plugin.v1.DeviceCommand.args:type_name -> skjold.plugin.v1.DeviceCommand.ArgsEntry
+	33, // 8: skjold.plugin.v1.Position.time:type_name -> google.protobuf.Timestamp
+	33, // 9: skjold.plugin.v1.Alarm.raised_at:type_name -> google.protobuf.Timestamp
 	21, // 10: skjold.plugin.v1.Alarm.position:type_name -> skjold.plugin.v1.Position
-	32, // 11: skjold.plugin.v1.Transition.at:type_name -> google.protobuf.Timestamp
-	22, // 12: skjold.plugin.v1.AlarmEvent.alarm:type_name -> skjold.plugin.v1.Alarm
-	23, // 13: skjold.plugin.v1.AlarmEvent.transition:type_name -> skjold.plugin.v1.Transition
-	1,  // 14: skjold.plugin.v1.Plugin.Info:input_type -> skjold.plugin.v1.InfoRequest
-	3,  // 15: skjold.plugin.v1.Plugin.ConfigSchema:input_type -> skjold.plugin.v1.ConfigSchemaRequest
-	6,  // 16: skjold.plugin.v1.Plugin.Configure:input_type -> skjold.plugin.v1.ConfigureRequest
-	9,  // 17: skjold.plugin.v1.Plugin.Health:input_type -> skjold.plugin.v1.HealthRequest
-	11, // 18: skjold.plugin.v1.Plugin.Metrics:input_type -> skjold.plugin.v1.MetricsRequest
-	16, // 19: skjold.plugin.v1.Driver.Observations:input_type -> skjold.plugin.v1.ObservationAck
-	17, // 20: skjold.plugin.v1.Driver.Command:input_type -> skjold.plugin.v1.DeviceCommand
-	19, // 21: skjold.plugin.v1.Driver.Devices:input_type -> skjold.plugin.v1.DevicesRequest
-	24, // 22: skjold.plugin.v1.Hook.Deliver:input_type -> skjold.plugin.v1.AlarmEvent
-	26, // 23: skjold.plugin.v1.HostCallbacks.Acknowledge:input_type -> skjold.plugin.v1.AckRequest
-	28, // 24: skjold.plugin.v1.HostCallbacks.Annotate:input_type -> skjold.plugin.v1.AnnotateRequest
-	2,  // 25: skjold.plugin.v1.Plugin.Info:output_type -> skjold.plugin.v1.InfoResponse
-	5,  // 26: skjold.plugin.v1.Plugin.ConfigSchema:output_type -> skjold.plugin.v1.ConfigSchemaResponse
-	8,  // 27: skjold.plugin.v1.Plugin.Configure:output_type -> skjold.plugin.v1.ConfigureResponse
-	10, // 28: skjold.plugin.v1.Plugin.Health:output_type -> skjold.plugin.v1.HealthResponse
-	13, // 29: skjold.plugin.v1.Plugin.Metrics:output_type -> skjold.plugin.v1.MetricsResponse
-	15, // 30: skjold.plugin.v1.Driver.Observations:output_type -> skjold.plugin.v1.ObservationBatch
-	18, // 31: skjold.plugin.v1.Driver.Command:output_type -> skjold.plugin.v1.CommandResult
-	20, // 32: skjold.plugin.v1.Driver.Devices:output_type -> skjold.plugin.v1.DevicesResponse
-	25, // 33: skjold.plugin.v1.Hook.Deliver:output_type -> skjold.plugin.v1.Receipt
-	27, // 34: skjold.plugin.v1.HostCallbacks.Acknowledge:output_type -> skjold.plugin.v1.AckResponse
-	29, // 35: skjold.plugin.v1.HostCallbacks.Annotate:output_type -> skjold.plugin.v1.AnnotateResponse
-	25, // [25:36] is the sub-list for method output_type
-	14, // [14:25] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	23, // 11: skjold.plugin.v1.Alarm.area:type_name -> skjold.plugin.v1.Area
+	33, // 12: skjold.plugin.v1.Transition.at:type_name -> google.protobuf.Timestamp
+	22, // 13: skjold.plugin.v1.AlarmEvent.alarm:type_name -> skjold.plugin.v1.Alarm
+	24, // 14: skjold.plugin.v1.AlarmEvent.transition:type_name -> skjold.plugin.v1.Transition
+	1,  // 15: skjold.plugin.v1.Plugin.Info:input_type -> skjold.plugin.v1.InfoRequest
+	3,  // 16: skjold.plugin.v1.Plugin.ConfigSchema:input_type -> skjold.plugin.v1.ConfigSchemaRequest
+	6,  // 17: skjold.plugin.v1.Plugin.Configure:input_type -> skjold.plugin.v1.ConfigureRequest
+	9,  // 18: skjold.plugin.v1.Plugin.Health:input_type -> skjold.plugin.v1.HealthRequest
+	11, // 19: skjold.plugin.v1.Plugin.Metrics:input_type -> skjold.plugin.v1.MetricsRequest
+	16, // 20: skjold.plugin.v1.Driver.Observations:input_type -> skjold.plugin.v1.ObservationAck
+	17, // 21: skjold.plugin.v1.Driver.Command:input_type -> skjold.plugin.v1.DeviceCommand
+	19, // 22: skjold.plugin.v1.Driver.Devices:input_type -> skjold.plugin.v1.DevicesRequest
+	25, // 23: skjold.plugin.v1.Hook.Deliver:input_type -> skjold.plugin.v1.AlarmEvent
+	27, // 24: skjold.plugin.v1.HostCallbacks.Acknowledge:input_type -> skjold.plugin.v1.AckRequest
+	29, // 25: skjold.plugin.v1.HostCallbacks.Annotate:input_type -> skjold.plugin.v1.AnnotateRequest
+	2,  // 26: skjold.plugin.v1.Plugin.Info:output_type -> skjold.plugin.v1.InfoResponse
+	5,  // 27: skjold.plugin.v1.Plugin.ConfigSchema:output_type -> skjold.plugin.v1.ConfigSchemaResponse
+	8,  // 28: skjold.plugin.v1.Plugin.Configure:output_type -> skjold.plugin.v1.ConfigureResponse
+	10, // 29: skjold.plugin.v1.Plugin.Health:output_type -> skjold.plugin.v1.HealthResponse
+	13, // 30: skjold.plugin.v1.Plugin.Metrics:output_type -> skjold.plugin.v1.MetricsResponse
+	15, // 31: skjold.plugin.v1.Driver.Observations:output_type -> skjold.plugin.v1.ObservationBatch
+	18, // 32: skjold.plugin.v1.Driver.Command:output_type -> skjold.plugin.v1.CommandResult
+	20, // 33: skjold.plugin.v1.Driver.Devices:output_type -> skjold.plugin.v1.DevicesResponse
+	26, // 34: skjold.plugin.v1.Hook.Deliver:output_type -> skjold.plugin.v1.Receipt
+	28, // 35: skjold.plugin.v1.HostCallbacks.Acknowledge:output_type -> skjold.plugin.v1.AckResponse
+	30, // 36: skjold.plugin.v1.HostCallbacks.Annotate:output_type -> skjold.plugin.v1.AnnotateResponse
+	26, // [26:37] is the sub-list for method output_type
+	15, // [15:26] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_skjold_proto_init() }
@@ -2161,7 +2238,7 @@ func file_skjold_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skjold_proto_rawDesc), len(file_skjold_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

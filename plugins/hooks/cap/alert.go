@@ -1,6 +1,7 @@
 package cap
 
 import (
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"math"
@@ -396,6 +397,9 @@ func BuildAlert(ev *pluginpb.AlarmEvent, o BuildOptions) *Alert {
 	if late {
 		add("late", "true")
 	}
+	if area, ok := zoneArea(a); ok {
+		info.Areas = append(info.Areas, area)
+	}
 	if area, ok := positionArea(a); ok {
 		info.Areas = append(info.Areas, area)
 	}
@@ -419,8 +423,59 @@ func headline(a *pluginpb.Alarm, tr *pluginpb.Transition) string {
 	return h
 }
 
+// zoneArea is the <area> of the zone the alarm is about: each polygon's outer ring as a CAP <polygon>
+// ("lat,lon" pairs, closed) — CAP has no holes, so a zone with a hole is sent as its outline — or a
+// <circle> for a circular or dynamic zone.
+func zoneArea(a *pluginpb.Alarm) (Area, bool) {
+	z := a.GetArea()
+	if z == nil {
+		return Area{}, false
+	}
+	area := Area{AreaDesc: Clean("Zone " + a.GetZoneId())}
+	ring := func(r [][]float64) {
+		if len(r) < 4 {
+			return
+		}
+		var b strings.Builder
+		for i, p := range r {
+			if len(p) < 2 || !finite(p[0]) || !finite(p[1]) {
+				return
+			}
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(strconv.FormatFloat(p[1], 'f', 6, 64) + "," + strconv.FormatFloat(p[0], 'f', 6, 64))
+		}
+		area.Polygons = append(area.Polygons, b.String())
+	}
+	switch z.GetType() {
+	case "Polygon":
+		var c [][][]float64
+		if json.Unmarshal([]byte(z.GetCoordinatesJson()), &c) == nil && len(c) > 0 {
+			ring(c[0])
+		}
+	case "MultiPolygon":
+		var c [][][][]float64
+		if json.Unmarshal([]byte(z.GetCoordinatesJson()), &c) == nil {
+			for _, p := range c {
+				if len(p) > 0 {
+					ring(p[0])
+				}
+			}
+		}
+	case "Point":
+		var c []float64
+		if json.Unmarshal([]byte(z.GetCoordinatesJson()), &c) == nil && len(c) >= 2 && finite(c[0]) && finite(c[1]) {
+			area.Circles = append(area.Circles, Circle(c[1], c[0], z.GetRadiusM()))
+		}
+	}
+	if len(area.Polygons) == 0 && len(area.Circles) == 0 {
+		return Area{}, false
+	}
+	return area, true
+}
+
 // positionArea is the <area> of the alarm's position: a circle whose radius is the fix's accuracy in km.
-// The zone's own geometry is not in the proto yet (see DESIGN.md).
 func positionArea(a *pluginpb.Alarm) (Area, bool) {
 	p := a.GetPosition()
 	if p == nil {

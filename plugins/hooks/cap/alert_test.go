@@ -318,3 +318,51 @@ func FuzzBuildAlert(f *testing.F) {
 		}
 	})
 }
+
+// The zone an alarm is about becomes an <area>: polygons by their outline (lat,lon, closed), circles
+// for circular and dynamic zones; the documents still validate.
+func TestZoneAreas(t *testing.T) {
+	cases := []struct {
+		name string
+		area *pluginpb.Area
+		want string
+	}{
+		{"polygon with a hole", &pluginpb.Area{Type: "Polygon", CoordinatesJson: `[[[10.75,59.91],[10.76,59.91],[10.76,59.92],[10.75,59.91]],[[10.755,59.912],[10.757,59.912],[10.757,59.913],[10.755,59.912]]]`},
+			"<polygon>59.910000,10.750000 59.910000,10.760000 59.920000,10.760000 59.910000,10.750000</polygon>"},
+		{"multipolygon", &pluginpb.Area{Type: "MultiPolygon", CoordinatesJson: `[[[[10.8,59.9],[10.81,59.9],[10.81,59.91],[10.8,59.9]]],[[[10.9,59.9],[10.91,59.9],[10.91,59.91],[10.9,59.9]]]]`},
+			"<polygon>59.900000,10.900000"},
+		{"circle", &pluginpb.Area{Type: "Point", CoordinatesJson: `[10.7,59.93]`, RadiusM: 300}, "<circle>59.930000,10.700000 0.300</circle>"},
+	}
+	lint := ""
+	if p, err := exec.LookPath("xmllint"); err == nil {
+		lint = p
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ev := event("alm-00000007", 1, "raised", "raised")
+			ev.Alarm.ZoneId = "home"
+			ev.Alarm.Area = c.area
+			doc, err := build(ev).Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(doc), c.want) || !strings.Contains(string(doc), "<areaDesc>Zone home</areaDesc>") {
+				t.Fatalf("no %s in\n%s", c.want, doc)
+			}
+			if lint == "" {
+				return
+			}
+			f := filepath.Join(t.TempDir(), "a.xml")
+			os.WriteFile(f, doc, 0o600)
+			if out, err := validate(t, lint, []string{f}); err != nil {
+				t.Fatalf("does not validate: %v\n%s", err, out)
+			}
+		})
+	}
+	// Garbage coordinates give no zone area, never a broken document.
+	ev := event("alm-00000008", 1, "raised", "raised")
+	ev.Alarm.Area = &pluginpb.Area{Type: "Polygon", CoordinatesJson: `{"x":`}
+	if _, ok := zoneArea(ev.Alarm); ok {
+		t.Fatal("an area from garbage coordinates")
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -123,10 +122,7 @@ func param(al *cap.Alert, name string) string {
 // answered as already taken, an Update adds the CAD's note, an Ack of an unknown alarm is refused.
 func TestCADAcknowledgementReachesTheAlarm(t *testing.T) {
 	dir := t.TempDir()
-	capBin := filepath.Join(dir, "skjold-hook-cap")
-	if out, err := exec.Command("go", "build", "-o", capBin, "github.com/skjold-alarm/skjold/plugins/hooks/cap/cmd/skjold-hook-cap").CombinedOutput(); err != nil {
-		t.Fatalf("build cap hook: %v\n%s", err, out)
-	}
+	capBin := capBinary
 	sum, err := host.FileSHA256(capBin)
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,10 +18,7 @@ import (
 // fault counts toward the siren, and it is restored when deliveries go through again.
 func TestHookThatCannotDeliverRaisesAFault(t *testing.T) {
 	dir := t.TempDir()
-	capBin := filepath.Join(dir, "skjold-hook-cap")
-	if out, err := exec.Command("go", "build", "-o", capBin, "github.com/skjold-alarm/skjold/plugins/hooks/cap/cmd/skjold-hook-cap").CombinedOutput(); err != nil {
-		t.Fatalf("build cap hook: %v\n%s", err, out)
-	}
+	capBin := capBinary
 	sum, err := host.FileSHA256(capBin)
 	if err != nil {
 		t.Fatal(err)

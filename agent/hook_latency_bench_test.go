@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -30,10 +29,7 @@ var identifierRe = regexp.MustCompile(`<identifier>([^<]+)</identifier>`)
 // the evaluator, the outbox, the effector, the CAP hook process and its HTTPS POST.
 func BenchmarkBreachToCAP(b *testing.B) {
 	dir := b.TempDir()
-	capBin := filepath.Join(dir, "skjold-hook-cap")
-	if out, err := exec.Command("go", "build", "-o", capBin, "github.com/skjold-alarm/skjold/plugins/hooks/cap/cmd/skjold-hook-cap").CombinedOutput(); err != nil {
-		b.Fatalf("build cap hook: %v\n%s", err, out)
-	}
+	capBin := capBinary
 	sum, err := host.FileSHA256(capBin)
 	if err != nil {
 		b.Fatal(err)

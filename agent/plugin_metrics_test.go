@@ -21,8 +21,8 @@ import (
 	pluginpb "github.com/skjold-alarm/skjold/plugins/proto"
 )
 
-// simBinary is the simulator driver, built once by TestMain.
-var simBinary string
+// simBinary and capBinary are the simulator driver and the CAP hook, built once by TestMain.
+var simBinary, capBinary string
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
@@ -37,11 +37,17 @@ func TestMain(m *testing.M) {
 			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 		}
 		simBinary = filepath.Join(dir, "skjold-driver-sim")
-		cmd := exec.Command(goBin, "build", "-o", simBinary, "github.com/skjold-alarm/skjold/drivers/sim/cmd/skjold-driver-sim")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build the sim driver: %v\n", err)
-			return 1
+		capBinary = filepath.Join(dir, "skjold-hook-cap")
+		for bin, pkg := range map[string]string{
+			simBinary: "github.com/skjold-alarm/skjold/drivers/sim/cmd/skjold-driver-sim",
+			capBinary: "github.com/skjold-alarm/skjold/plugins/hooks/cap/cmd/skjold-hook-cap",
+		} {
+			cmd := exec.Command(goBin, "build", "-o", bin, pkg)
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Run(); err != nil {
+				fmt.Fprintf(os.Stderr, "go build %s: %v\n", pkg, err)
+				return 1
+			}
 		}
 		return m.Run()
 	}())

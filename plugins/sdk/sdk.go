@@ -166,13 +166,21 @@ func ServeDriver(d Driver) {
 // the node that started it is gone.
 func ServeHook(h Hook) {
 	srv := newHookServer(h, Logger())
-	exitWhenOrphaned(func() {})
+	// A hook that holds hardware (a siren relay) may implement Close() to leave it in a safe state when it
+	// stops: after the host asks it to, or when the node that started it is gone.
+	closeHook := func() {
+		if c, ok := h.(interface{ Close() }); ok {
+			c.Close()
+		}
+	}
+	exitWhenOrphaned(closeHook)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: shared.Handshake,
 		Plugins:         plugin.PluginSet{shared.KindHook: &shared.HookPlugin{Impl: srv}},
 		GRPCServer:      plugin.DefaultGRPCServer,
 		Logger:          Logger(),
 	})
+	closeHook()
 	os.Exit(0)
 }
 

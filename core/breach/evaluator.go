@@ -498,24 +498,21 @@ func (c *compiledOrder) lead(cfg Config) time.Duration {
 	return cfg.ApproachLead
 }
 
-// closing estimates how fast the offender closes in on something from the recent track: it compares the
-// current distance with the distance at the most recent fix at least ApproachMinSpan old (and within
-// ApproachWindow), so a turn away shows at once. dist gives the distance from a past fix. ok is false
+// approachRef is the fix the closing speed is measured against: the most recent one at least
+// ApproachMinSpan older than cur and within ApproachWindow, so a turn away shows at once. ok is false
 // without enough track.
-func (e *Evaluator) closing(track []device.Fix, cur *device.Fix, now float64, dist func(device.Fix) float64) (speed float64, ok bool) {
+func (e *Evaluator) approachRef(track []device.Fix, cur *device.Fix) (ref device.Fix, span float64, ok bool) {
 	from := cur.Time.Add(-e.cfg.ApproachWindow)
 	for i := len(track) - 1; i >= 0; i-- {
 		old := track[i]
 		if old.Time.Before(from) {
-			return 0, false
+			return device.Fix{}, 0, false
 		}
-		span := cur.Time.Sub(old.Time)
-		if span < e.cfg.ApproachMinSpan {
-			continue
+		if d := cur.Time.Sub(old.Time); d >= e.cfg.ApproachMinSpan {
+			return old, d.Seconds(), true
 		}
-		return (dist(old) - now) / span.Seconds(), true
 	}
-	return 0, false
+	return device.Fix{}, 0, false
 }
 
 // approach raises an approach alarm while the offender would reach the target within the order's lead
@@ -541,7 +538,13 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 	f := st.LastFix
 	p := c.proj.Forward(geo.LatLon{Lat: f.Lat, Lon: f.Lon})
 	late := e.lateness(f, at)
-	track := e.tracks[st.Device]
+	// The closing speed compares each zone's distance now with its distance at one earlier fix: project
+	// that fix once for all zones.
+	ref, span, hasRef := e.approachRef(e.tracks[st.Device], f)
+	var refXY geo.XY
+	if hasRef {
+		refXY = c.proj.Forward(geo.LatLon{Lat: ref.Lat, Lon: ref.Lon})
+	}
 	margin := e.cfg.HysteresisM
 	for i := range c.zones {
 		z := &c.zones[i]
@@ -566,8 +569,11 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 					msg: message{render: msgZoneWarning, dev: st.Device, what: z.zone.ID, a: d}})
 			}
 			if applies && d > 0 && d <= c.lead(e.cfg).Seconds()*maxSpeed {
-				closing, ok := e.closing(track, f, d, distAt)
-				e.approach(c, st, z.zone.ID, at, d, closing, ok, "exclusion zone "+z.zone.ID)
+				var closing float64
+				if hasRef {
+					closing = (z.shape.SignedDistance(refXY) - d) / span
+				}
+				e.approach(c, st, z.zone.ID, at, d, closing, hasRef, "exclusion zone "+z.zone.ID)
 			} else {
 				e.approach(c, st, z.zone.ID, at, d, 0, false, "exclusion zone "+z.zone.ID)
 			}
@@ -651,9 +657,11 @@ func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
 				msg: message{render: msgDynamicWarning, dev: off.Device, what: p.Device, a: d, b: dz.WarningM}})
 		}
 		if fresh && d > dz.RadiusM && d-dz.RadiusM <= c.lead(e.cfg).Seconds()*maxSpeed {
-			closing, ok := e.closing(e.tracks[off.Device], off.LastFix, d-dz.RadiusM, func(old device.Fix) float64 {
-				return geo.Distance(geo.LatLon{Lat: old.Lat, Lon: old.Lon}, pLL) - dz.RadiusM
-			})
+			var closing float64
+			ref, span, ok := e.approachRef(e.tracks[off.Device], off.LastFix)
+			if ok {
+				closing = (geo.Distance(geo.LatLon{Lat: ref.Lat, Lon: ref.Lon}, pLL) - d) / span
+			}
 			e.approach(c, off, subject, at, d-dz.RadiusM, closing, ok, "protected person "+p.Device)
 		} else {
 			e.approach(c, off, subject, at, d-dz.RadiusM, 0, false, "protected person "+p.Device)

@@ -430,8 +430,12 @@ func (e *Evaluator) observe(st *device.State, o *device.Observation, at time.Tim
 
 func (e *Evaluator) keepFix(d string, f device.Fix) {
 	t := e.tracks[d]
-	i := sort.Search(len(t), func(i int) bool { return t[i].Time.After(f.Time) })
-	t = slices.Insert(t, i, f)
+	if n := len(t); n == 0 || !t[n-1].Time.After(f.Time) {
+		t = append(t, f) // the usual case: fixes arrive in order
+	} else {
+		i := sort.Search(n, func(i int) bool { return t[i].Time.After(f.Time) })
+		t = slices.Insert(t, i, f)
+	}
 	e.tracks[d] = t
 	fx := e.effects()
 	fx.FixesAdded = append(fx.FixesAdded, StoredFix{d, f})

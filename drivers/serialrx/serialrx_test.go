@@ -191,8 +191,12 @@ func TestUnplugIsUnhealthyAndNewPathRecovers(t *testing.T) {
 	// Unplug: the pair goes away.
 	p1.Close()
 	waitHealth(t, d, false, "not open")
-	if portOpen.Value() != 0 {
-		t.Fatalf("port_open gauge %v after unplug", portOpen.Value())
+	// Health and the gauge are updated one after the other: wait for the gauge too.
+	for deadline := time.Now().Add(5 * time.Second); portOpen.Value() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("port_open gauge %v after unplug", portOpen.Value())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 
 	// Replug under another pts: the stable name now points there.

@@ -439,14 +439,15 @@ func (n *Node) deliver(hook string, it state.OutboxItem, w *deliveryWatch) bool 
 	if it.Command != nil {
 		return true
 	}
+	// The zone travels with the transition; look it up once, not on every retry.
+	ch := it.Change
+	n.machine.View(func(ev *breach.Evaluator) { ch.Area, _ = ev.Area(&ch.Alarm) })
 	for attempt := 0; ; attempt++ {
 		if n.ctx.Err() != nil || !n.raft.IsLeader() {
 			return false
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 		start := time.Now()
-		ch := it.Change
-		n.machine.View(func(ev *breach.Evaluator) { ch.Area, _ = ev.Area(&ch.Alarm) })
 		rc, err := n.plugins.Deliver(ctx, hook, ch)
 		cancel()
 		if err == nil && rc != nil && !rc.Delivered {

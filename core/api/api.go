@@ -67,11 +67,10 @@ const (
 
 // Server is the HTTP handler.
 type Server struct {
-	b      Backend
-	hub    *Hub
-	mux    *http.ServeMux
-	log    *slog.Logger
-	extras map[string]http.Handler
+	b   Backend
+	hub *Hub
+	mux *http.ServeMux
+	log *slog.Logger
 }
 
 // New builds the API. metrics, when given, is served at /metrics.

@@ -110,9 +110,9 @@ func ParseConfig(raw []byte) (Config, []*pluginpb.ConfigError) {
 	for k, v := range DefaultCommands {
 		cfg.Commands[k] = v
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return cfg, []*pluginpb.ConfigError{sdk.ConfigErr("", "the configuration must be a JSON object")}
+	fields, keys, cerr := sdk.ConfigFields(raw)
+	if cerr != nil {
+		return cfg, []*pluginpb.ConfigError{cerr}
 	}
 	var errs []*pluginpb.ConfigError
 	add := func(f, format string, args ...any) { errs = append(errs, sdk.ConfigErr(f, format, args...)) }
@@ -123,11 +123,6 @@ func ParseConfig(raw []byte) (Config, []*pluginpb.ConfigError) {
 		}
 		return true
 	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	for _, k := range keys {
 		v := fields[k]
 		switch k {

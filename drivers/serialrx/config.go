@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"math"
 	"path/filepath"
-	"sort"
 
 	pluginpb "github.com/skjold-alarm/skjold/plugins/proto"
 	"github.com/skjold-alarm/skjold/plugins/sdk"
@@ -40,17 +39,12 @@ func Schema() []*pluginpb.ConfigField {
 // ParseConfig checks the config block and fills the defaults; every problem names its attribute.
 func ParseConfig(raw []byte) (Config, []*pluginpb.ConfigError) {
 	cfg := Config{Baud: DefaultBaud, AccuracyM: DefaultAccuracyM}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return cfg, []*pluginpb.ConfigError{sdk.ConfigErr("", "the configuration must be a JSON object")}
+	fields, keys, cerr := sdk.ConfigFields(raw)
+	if cerr != nil {
+		return cfg, []*pluginpb.ConfigError{cerr}
 	}
 	var errs []*pluginpb.ConfigError
 	add := func(field, format string, args ...any) { errs = append(errs, sdk.ConfigErr(field, format, args...)) }
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	for _, k := range keys {
 		v := fields[k]
 		switch k {

@@ -150,9 +150,9 @@ func (h *Hook) ConfigSchema() []*pluginpb.ConfigField {
 // field. Files are read and the TLS material is loaded by Configure, not here.
 func ParseConfig(raw []byte, node string) (Config, []*pluginpb.ConfigError) {
 	cfg := Config{TimeoutS: defaultTimeout.Seconds()}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return cfg, []*pluginpb.ConfigError{sdk.ConfigErr("", "the configuration must be a JSON object")}
+	fields, keys, cerr := sdk.ConfigFields(raw)
+	if cerr != nil {
+		return cfg, []*pluginpb.ConfigError{cerr}
 	}
 	var errs []*pluginpb.ConfigError
 	bad := func(field, format string, args ...any) { errs = append(errs, sdk.ConfigErr(field, format, args...)) }
@@ -163,11 +163,6 @@ func ParseConfig(raw []byte, node string) (Config, []*pluginpb.ConfigError) {
 		}
 		return true
 	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	for _, k := range keys {
 		v := fields[k]
 		switch k {

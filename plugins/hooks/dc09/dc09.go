@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,19 +64,14 @@ func (h *Hook) ConfigSchema() []*pluginpb.ConfigField {
 // ParseConfig checks a config block and fills the defaults. It returns every problem, each naming its field.
 func ParseConfig(raw []byte) (Config, []*pluginpb.ConfigError) {
 	cfg := Config{Transport: "tcp", Line: "0", Format: IDSIA, Timeout: 5 * time.Second, Retries: 3}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return cfg, []*pluginpb.ConfigError{sdk.ConfigErr("", "the configuration must be a JSON object")}
+	fields, keys, cerr := sdk.ConfigFields(raw)
+	if cerr != nil {
+		return cfg, []*pluginpb.ConfigError{cerr}
 	}
 	var errs []*pluginpb.ConfigError
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, sdk.ConfigErr(field, format, args...))
 	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	str := func(k string, dst *string) bool {
 		if err := json.Unmarshal(fields[k], dst); err != nil || bytes.TrimSpace(fields[k])[0] != '"' {
 			bad(k, "must be a string")

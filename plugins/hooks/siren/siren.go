@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -146,16 +145,11 @@ func ParseConfig(raw []byte) (Config, []*pluginpb.ConfigError) {
 		Protocol: ProtocolLCUS, Channel: 1, Slave: 1, Coil: 0, Baud: serialport.DefaultBaud,
 		ReplyTimeoutMS: DefaultReplyTimeoutMS, Pattern: PatternSteady, EscalatedPattern: PatternPulse, PulseMS: DefaultPulseMS,
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return cfg, []*pluginpb.ConfigError{sdk.ConfigErr("", "the configuration must be a JSON object")}
+	fields, keys, cerr := sdk.ConfigFields(raw)
+	if cerr != nil {
+		return cfg, []*pluginpb.ConfigError{cerr}
 	}
 	var errs []*pluginpb.ConfigError
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	number := func(k string, v json.RawMessage, lo, hi int, dst *int) {
 		if n, ok := integer(v); !ok {
 			errs = append(errs, sdk.ConfigErr(k, "must be a whole number"))

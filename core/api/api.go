@@ -96,6 +96,7 @@ func New(b Backend, metrics http.Handler, log *slog.Logger) *Server {
 	m.HandleFunc("POST /v1/alarms/{id}/ack", s.ackAlarm)
 	m.HandleFunc("POST /v1/alarms/{id}/resolve", s.resolveAlarm)
 	m.HandleFunc("GET /v1/health", s.health)
+	s.routeCluster(m)
 	if metrics != nil {
 		m.Handle("GET /metrics", metrics)
 	}
@@ -108,7 +109,12 @@ func New(b Backend, metrics http.Handler, log *slog.Logger) *Server {
 // Hub returns the alarm event hub (for the node's own terminal output and tests).
 func (s *Server) Hub() *Hub { return s.hub }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.consistentRead(w, r) {
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // ---- errors ----
 

@@ -77,8 +77,15 @@ func readSnapshotHeader(r io.Reader) (uint64, error) {
 
 // fsmAdapter adapts a StateMachine to raft.BatchingFSM.
 type fsmAdapter struct {
-	sm     StateMachine
-	logger hclog.Logger
+	sm        StateMachine
+	logger    hclog.Logger
+	onApplied func() // called after the state machine changed; may be nil
+}
+
+func (f *fsmAdapter) applied() {
+	if f.onApplied != nil {
+		f.onApplied()
+	}
 }
 
 var _ raft.BatchingFSM = (*fsmAdapter)(nil)
@@ -100,6 +107,7 @@ func (f *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 		return out
 	}
 	res := f.sm.ApplyEntries(entries)
+	f.applied()
 	if len(res) != len(entries) {
 		f.logger.Error("state machine returned a wrong number of results",
 			"entries", len(entries), "results", len(res))
@@ -133,6 +141,7 @@ func (f *fsmAdapter) Snapshot() (raft.FSMSnapshot, error) {
 // local snapshot store or sent by the leader).
 func (f *fsmAdapter) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	defer f.applied()
 	return restoreStateMachine(f.sm, rc)
 }
 

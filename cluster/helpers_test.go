@@ -30,6 +30,7 @@ type testSM struct {
 	hash     [32]byte
 	kv       map[string]string
 	seen     map[uint64]int // applications per index, not part of the state
+	byData   map[string]int // applications per entry payload, not part of the state
 	restores int
 }
 
@@ -41,7 +42,7 @@ type testSMState struct {
 }
 
 func newTestSM() *testSM {
-	return &testSM{kv: map[string]string{}, seen: map[uint64]int{}}
+	return &testSM{kv: map[string]string{}, seen: map[uint64]int{}, byData: map[string]int{}}
 }
 
 func (s *testSM) ApplyEntries(entries []Entry) []any {
@@ -53,6 +54,7 @@ func (s *testSM) ApplyEntries(entries []Entry) []any {
 			continue
 		}
 		s.seen[e.Index]++
+		s.byData[string(e.Data)]++
 		h := sha256.New()
 		h.Write(s.hash[:])
 		var b [8]byte
@@ -139,6 +141,13 @@ func (s *testSM) Restores() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.restores
+}
+
+// applications is how many times an entry with this payload was applied.
+func (s *testSM) applications(data string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byData[data]
 }
 
 // maxApplications is the highest number of times any index was applied.

@@ -6,10 +6,12 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
 )
 
 // Defaults for the zero values of Config.
@@ -35,10 +38,32 @@ const snapshotRetain = 2
 type Config struct {
 	NodeID    string // raft server ID
 	Dir       string // directory for this package's files: Dir/FORMAT, Dir/log (Pebble), Dir/snapshots
-	BindAddr  string // TCP address for Raft, e.g. "127.0.0.1:8471"
+	BindAddr  string // TCP address of the cluster port (raft and cluster RPC), e.g. "127.0.0.1:8471"
 	Advertise string // optional; defaults to the bound address
 	Bootstrap bool   // bootstrap a single-voter cluster if there is no existing state
 	Logger    hclog.Logger
+
+	// TLS secures the cluster port with mutual TLS; make it with
+	// cluster/pki.Load. It must require and verify client certificates.
+	// When nil the port is plain TCP, which Open allows only on a loopback
+	// BindAddr (a single node, tests).
+	TLS *tls.Config
+
+	// Join lists cluster port addresses of existing members. A node that
+	// starts with no raft state and without Bootstrap asks them in turn to
+	// add it as a voter, in the background and with backoff, until one
+	// accepts or the node shuts down. Ignored once the node has state;
+	// exclusive with Bootstrap.
+	Join []string
+
+	// Handler serves the cluster RPC methods other nodes call with
+	// Node.Call, except the cluster's own (ReservedMethodPrefix). Nil: such
+	// calls fail with ErrUnknownMethod.
+	Handler Handler
+
+	// Results carries state machine results of proposals forwarded to the
+	// leader back to the proposer (Propose). Nil: DefaultResults.
+	Results ResultCodec
 
 	// Snapshot cadence (raft's own): a snapshot is considered every
 	// SnapshotInterval and taken when SnapshotThreshold entries have
@@ -74,9 +99,13 @@ var (
 // ErrNotLeader) holds for it.
 type NotLeaderError struct {
 	LeaderID, LeaderAddr string
+	transferring         bool
 }
 
 func (e *NotLeaderError) Error() string {
+	if e.transferring {
+		return ErrNotLeader.Error() + " (leadership transfer in progress)"
+	}
 	if e.LeaderID == "" {
 		return ErrNotLeader.Error() + " (no known leader)"
 	}
@@ -90,9 +119,24 @@ type Node struct {
 	cfg    Config
 	logger hclog.Logger
 	raft   *raft.Raft
+	sm     StateMachine
 	logs   *LogStore
 	snaps  *raft.FileSnapshotStore
+	net    *network
 	trans  *raft.NetworkTransport
+	rpc    *grpc.Server
+	rpcWG  sync.WaitGroup
+
+	connMu sync.Mutex
+	conns  map[string]*grpc.ClientConn // outgoing cluster RPC, by address; nil after Shutdown
+
+	appliedMu sync.Mutex
+	appliedCh chan struct{} // closed and replaced when the state machine applied something
+
+	barrierTerm atomic.Uint64 // term in which this node, as leader, last completed a barrier for reads
+
+	heartbeatTimeout, electionTimeout time.Duration
+	openedAt                          time.Time
 
 	notifyCh chan bool
 	obsCh    chan raft.Observation
@@ -103,6 +147,11 @@ type Node struct {
 	subs          []chan bool   // LeaderCh subscribers; guarded by mu
 	leaderChanged chan struct{} // closed and replaced on every leader change; guarded by mu
 	closed        bool          // guarded by mu
+	stoppedAt     time.Time     // when Shutdown began; guarded by mu
+
+	// ctx is cancelled when Shutdown begins: background work and retries stop.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	stop      chan struct{} // closed by Shutdown
 	wg        sync.WaitGroup
@@ -143,6 +192,9 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 	if cfg.NodeID == "" || cfg.Dir == "" || cfg.BindAddr == "" {
 		return nil, errors.New("cluster: Config.NodeID, Dir and BindAddr are required")
 	}
+	if cfg.Bootstrap && len(cfg.Join) > 0 {
+		return nil, errors.New("cluster: Config.Bootstrap and Config.Join are exclusive: a node either starts a new cluster or joins an existing one")
+	}
 	cfg.setDefaults()
 	logger := cfg.Logger
 
@@ -162,15 +214,24 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 	n := &Node{
 		cfg:           cfg,
 		logger:        logger,
+		sm:            sm,
+		conns:         map[string]*grpc.ClientConn{},
+		appliedCh:     make(chan struct{}),
 		notifyCh:      make(chan bool, 16),
 		obsCh:         make(chan raft.Observation, 16),
 		leaderChanged: make(chan struct{}),
 		stop:          make(chan struct{}),
+		openedAt:      time.Now(),
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
+			n.cancel()
 			if n.trans != nil {
 				_ = n.trans.Close()
+			}
+			if n.net != nil {
+				_ = n.net.close()
 			}
 			if n.logs != nil {
 				_ = n.logs.Close()
@@ -194,9 +255,10 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 	if err = reconcile(sm, n.logs, n.snaps, snapDir, logger); err != nil {
 		return nil, err
 	}
-	if n.trans, err = newTransport(cfg, logger.Named("transport")); err != nil {
+	if n.net, err = newNetwork(cfg, logger.Named("transport")); err != nil {
 		return nil, err
 	}
+	n.trans = n.net.newRaftTransport(logger.Named("transport"))
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -225,6 +287,7 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 	if err = raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("cluster: raft config: %w", err)
 	}
+	n.heartbeatTimeout, n.electionTimeout = rc.HeartbeatTimeout, rc.ElectionTimeout
 
 	hasState, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
 	if err != nil {
@@ -241,7 +304,7 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 		}
 	}
 
-	fsm := &fsmAdapter{sm: sm, logger: logger.Named("fsm")}
+	fsm := &fsmAdapter{sm: sm, logger: logger.Named("fsm"), onApplied: n.notifyApplied}
 	if n.raft, err = raft.NewRaft(rc, fsm, n.logs, n.logs, n.snaps, n.trans); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
@@ -257,6 +320,22 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 	if cfg.LogRetention > 0 {
 		n.retention = newRetention(n, cfg.LogRetention)
 		go n.retention.run()
+	}
+	n.rpc = n.newRPCServer()
+	n.rpcWG.Add(1)
+	go func() {
+		defer n.rpcWG.Done()
+		if err := n.rpc.Serve(n.net.rpcLn); err != nil && !n.isShutdown.Load() {
+			logger.Error("cluster RPC server stopped", "error", err)
+		}
+	}()
+	if len(cfg.Join) > 0 {
+		if hasState {
+			logger.Debug("raft state exists; not joining", "join", cfg.Join)
+		} else {
+			n.wg.Add(1)
+			go n.joinLoop(slices.Clone(cfg.Join))
+		}
 	}
 	return n, nil
 }
@@ -401,8 +480,11 @@ func (n *Node) ID() string { return n.cfg.NodeID }
 // Apply proposes data and waits until it is committed and applied locally;
 // it returns the state machine's result for the entry (which may itself be
 // an error value: that is the state machine's verdict, not a replication
-// failure). On a follower it returns a *NotLeaderError. ctx bounds the wait;
-// when it expires the entry may still be committed later.
+// failure). On a follower it returns a *NotLeaderError (the entry was not
+// proposed); see Propose to apply from any node. An error wrapping
+// ErrLeadershipLost means the outcome is unknown (leadership was lost, or
+// the node shut down, while committing). ctx bounds the wait; when it
+// expires the entry may still be committed later.
 func (n *Node) Apply(ctx context.Context, data []byte) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -415,6 +497,10 @@ func (n *Node) Apply(ctx context.Context, data []byte) (any, error) {
 	}
 	f := n.raft.Apply(data, enqueueTimeout(ctx))
 	if err := n.wait(ctx, f); err != nil {
+		if errors.Is(err, ErrShutdown) {
+			// The entry may have been appended before raft stopped.
+			return nil, fmt.Errorf("%w: %w", ErrLeadershipLost, err)
+		}
 		return nil, err
 	}
 	return f.Response(), nil
@@ -463,7 +549,10 @@ func (n *Node) mapErr(err error) error {
 	case errors.Is(err, raft.ErrNotLeader):
 		addr, id := n.raft.LeaderWithID()
 		return &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
-	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Raft refuses new work during a transfer, before proposing it.
+		return &NotLeaderError{transferring: true}
+	case errors.Is(err, raft.ErrLeadershipLost):
 		return fmt.Errorf("%w: %v", ErrLeadershipLost, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return ErrShutdown
@@ -558,15 +647,27 @@ func (n *Node) RemoveServer(id string) error {
 	return n.mapErr(n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error())
 }
 
-// Shutdown stops raft, closes the transport and the log store. It is safe to
-// call more than once; later calls return the first call's result.
+// Shutdown stops the node: it stops accepting work and background joining,
+// hands leadership to another voter if it leads (bounded by a few election
+// timeouts), stops the cluster RPC (cancelling the handlers it is running
+// and waiting for them), closes outgoing connections, stops raft, closes the
+// cluster port and the log store. It is safe to call more than once; later
+// calls return the first call's result.
 func (n *Node) Shutdown() error {
 	n.shutdownOnce.Do(func() {
+		n.mu.Lock()
+		n.stoppedAt = time.Now()
+		n.mu.Unlock()
 		n.isShutdown.Store(true)
+		n.cancel()
 		var errs []error
+		n.handOffLeadership()
 		if n.retention != nil {
 			n.retention.stop()
 		}
+		n.rpc.Stop()
+		n.rpcWG.Wait()
+		n.closeClients()
 		if err := n.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("cluster: raft shutdown: %w", err))
 		}
@@ -582,6 +683,9 @@ func (n *Node) Shutdown() error {
 		n.mu.Unlock()
 		if err := n.trans.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("cluster: close transport: %w", err))
+		}
+		if err := n.net.close(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster: close %s: %w", n.cfg.BindAddr, err))
 		}
 		if err := n.logs.Close(); err != nil {
 			errs = append(errs, err)

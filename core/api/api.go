@@ -96,6 +96,8 @@ func New(b Backend, metrics http.Handler, log *slog.Logger) *Server {
 	m.HandleFunc("POST /v1/alarms/{id}/ack", s.ackAlarm)
 	m.HandleFunc("POST /v1/alarms/{id}/resolve", s.resolveAlarm)
 	m.HandleFunc("GET /v1/health", s.health)
+	m.HandleFunc("GET /v1/state/hash", s.stateHash)
+	m.HandleFunc("GET /v1/backup", s.backup)
 	s.routeCluster(m)
 	if metrics != nil {
 		m.Handle("GET /metrics", metrics)

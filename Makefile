@@ -11,7 +11,7 @@ HOOKS     := siren cap dc09
 FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 
-.PHONY: all build run test test-short bench fuzz proto fmt lint clean
+.PHONY: all build run test test-short bench chaos fuzz proto fmt lint clean
 
 all: build
 
@@ -33,10 +33,17 @@ test-short:
 	$(GO) test -count=1 -short ./...
 
 # The national benchmarks build 50,000 orders first; they run with a fixed count to bound the time.
+# The cluster benchmarks start three nodes and make one fixed-length run each.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -skip 'National' ./...
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -skip 'National|Cluster' ./...
+	$(GO) test -run '^$$' -bench 'Cluster' -benchtime 1x -timeout 30m ./cmd/skjold
 	$(GO) test -run '^$$' -bench 'EvaluateNational' -benchtime 200000x -benchmem ./core/breach
 	$(GO) test -run '^$$' -bench 'TickNational' -benchtime 20x -benchmem ./core/breach
+
+# The long chaos run: a dozen leader kills, partitions and rolling restarts during a breach storm.
+# `make test` runs the short form of the same test.
+chaos:
+	SKJOLD_CHAOS=long $(GO) test -count=1 -run 'TestChaos' -timeout 60m -v ./cmd/skjold
 
 # Each fuzz target for FUZZTIME; seed corpora live in each package's testdata/fuzz.
 fuzz:

@@ -24,9 +24,20 @@ type Config struct {
 	APIListen string
 	RaftBind  string
 	Bootstrap bool
-	Evaluator breach.Config
-	Drivers   []PluginConfig
-	Hooks     []PluginConfig
+	// RaftAdvertise is the address other nodes reach this one at, when it differs from RaftBind.
+	RaftAdvertise string
+	// Join lists cluster ports of existing members; an empty node that does not bootstrap asks them to add it.
+	Join []string
+	// TLS secures the cluster port (Raft and forwarding) with mutual TLS; required off loopback.
+	TLS *TLSFiles
+	// QuorumLossAfter is how long this node may be cut off from a leader before it sounds QuorumHooks
+	// directly and reports itself degraded.
+	QuorumLossAfter time.Duration
+	// QuorumHooks are the local hooks told directly when quorum is lost (the operations room's siren).
+	QuorumHooks []string
+	Evaluator   breach.Config
+	Drivers     []PluginConfig
+	Hooks       []PluginConfig
 	// PluginDir is where plugins without a path are looked for: PluginDir/skjold-<kind>-<name>.
 	PluginDir string
 	// HookFaultAfter is how long a hook may fail to deliver before a monitoring fault is raised.
@@ -90,8 +101,20 @@ type apiBlock struct {
 }
 
 type raftBlock struct {
-	Listen    string `hcl:"listen,optional"`
-	Bootstrap *bool  `hcl:"bootstrap,optional"`
+	Listen          string    `hcl:"listen,optional"`
+	Advertise       string    `hcl:"advertise,optional"`
+	Bootstrap       *bool     `hcl:"bootstrap,optional"`
+	Join            []string  `hcl:"join,optional"`
+	QuorumLossAfter string    `hcl:"quorum_loss_after,optional"`
+	QuorumHooks     *[]string `hcl:"quorum_hooks,optional"`
+	TLS             *TLSFiles `hcl:"tls,block"`
+}
+
+// TLSFiles names the cluster CA and this node's certificate and key, as `skjold cluster init` writes them.
+type TLSFiles struct {
+	CA   string `hcl:"ca"`
+	Cert string `hcl:"cert"`
+	Key  string `hcl:"key"`
 }
 
 type evalBlock struct {
@@ -168,7 +191,9 @@ func DefaultConfig() Config {
 		Evaluator: breach.DefaultConfig(),
 		PluginDir: DefaultPluginDir,
 
-		HookFaultAfter: time.Minute,
+		HookFaultAfter:  time.Minute,
+		QuorumLossAfter: 10 * time.Second,
+		QuorumHooks:     []string{"siren"},
 	}
 }
 
@@ -217,6 +242,30 @@ func ParseConfig(filename string, src []byte, base Config) (Config, error) {
 		}
 		if fc.Raft.Bootstrap != nil {
 			c.Bootstrap = *fc.Raft.Bootstrap
+		}
+		if fc.Raft.Advertise != "" {
+			c.RaftAdvertise = fc.Raft.Advertise
+		}
+		if fc.Raft.Join != nil {
+			c.Join = fc.Raft.Join
+		}
+		if fc.Raft.QuorumHooks != nil {
+			c.QuorumHooks = *fc.Raft.QuorumHooks
+		}
+		if q := fc.Raft.QuorumLossAfter; q != "" {
+			d, err := time.ParseDuration(q)
+			if err != nil || d <= 0 {
+				return Config{}, fmt.Errorf("config: %s: raft.quorum_loss_after: %q is not a positive duration", filename, q)
+			}
+			c.QuorumLossAfter = d
+		}
+		if t := fc.Raft.TLS; t != nil {
+			for _, f := range []struct{ name, v string }{{"ca", t.CA}, {"cert", t.Cert}, {"key", t.Key}} {
+				if f.v == "" {
+					return Config{}, fmt.Errorf("config: %s: raft.tls.%s: a file name is required", filename, f.name)
+				}
+			}
+			c.TLS = t
 		}
 	}
 	if e := fc.Evaluator; e != nil {

@@ -72,6 +72,12 @@ func newMetrics(n *Node) *metrics {
 			}
 			return 0
 		}, false),
+		stat("skjold_quorum_lost", "1 while this node has been cut off from a leader long enough to sound its siren.", func() float64 {
+			if n.quorumLostSince.Load() != 0 {
+				return 1
+			}
+			return 0
+		}, false),
 		pluginCollector{n},
 		pluginMetricsCollector{n},
 	)

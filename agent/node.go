@@ -14,12 +14,14 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 
 	"github.com/skjold-alarm/skjold/cluster"
+	"github.com/skjold-alarm/skjold/cluster/pki"
 	"github.com/skjold-alarm/skjold/core/alarm"
 	"github.com/skjold-alarm/skjold/core/api"
 	"github.com/skjold-alarm/skjold/core/breach"
@@ -46,8 +48,16 @@ type Node struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	wakes  map[string]chan struct{} // per hook: the outbox has new items
 	faults chan breach.PluginState
+
+	effMu sync.Mutex
+	wakes map[string]chan struct{} // per outbox consumer (hook or commands): the outbox has new items
+
+	// leading is set once this node leads and has applied all its predecessor committed.
+	leading   atomic.Bool
+	placement placement
+	// quorumLostSince is the UnixNano since when this node has been cut off long enough to sound; 0 if not.
+	quorumLostSince atomic.Int64
 
 	stopOnce sync.Once
 }
@@ -69,6 +79,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, wakes: map[string]chan struct{}{}, faults: make(chan breach.PluginState, 256)}
+	n.placement.hooks = map[string][]hookSite{}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	n.machine, err = state.Open(filepath.Join(cfg.DataDir, "state"), cfg.Evaluator)
@@ -80,24 +91,34 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		fmt.Fprintf(os.Stderr, "skjold: FATAL: %v\n", err)
 		os.Exit(70)
 	}
-	n.raft, err = cluster.Open(cluster.Config{
+	// The plugin manager exists before anything can read it (the API's health and metrics, other nodes'
+	// calls); it launches its plugins only at Start below.
+	n.plugins, err = host.New(specs, n, host.Options{Node: cfg.NodeID, Logger: hclogFor(log, "plugin")})
+	if err != nil {
+		n.machine.Close()
+		return nil, err
+	}
+	ccfg := cluster.Config{
 		NodeID:    cfg.NodeID,
 		Dir:       filepath.Join(cfg.DataDir, "raft"),
 		BindAddr:  cfg.RaftBind,
+		Advertise: cfg.RaftAdvertise,
 		Bootstrap: cfg.Bootstrap,
+		Join:      cfg.Join,
+		Handler:   n.serveRPC,
+		Results:   resultCodec{},
 		Logger:    hclogFor(log, "raft"),
-	}, machineAdapter{n.machine})
+	}
+	if cfg.TLS != nil {
+		if ccfg.TLS, err = pki.Load(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key); err != nil {
+			n.machine.Close()
+			return nil, fmt.Errorf("raft.tls: %w", err)
+		}
+	}
+	n.raft, err = cluster.Open(ccfg, machineAdapter{n.machine})
 	if err != nil {
 		n.machine.Close()
 		return nil, fmt.Errorf("refusing to start: %w", err)
-	}
-	// The plugin manager exists before anything can read it (the API's health and metrics); it launches
-	// its plugins only at Start below.
-	n.plugins, err = host.New(specs, n, host.Options{Node: cfg.NodeID, Logger: hclogFor(log, "plugin")})
-	if err != nil {
-		n.raft.Shutdown()
-		n.machine.Close()
-		return nil, err
 	}
 	n.metrics = newMetrics(n)
 	n.api = api.New(n, n.metrics.handler(), log)
@@ -119,38 +140,74 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 
 	n.goRun(n.reportFaults)
 	n.goRun(n.tick)
-	for _, h := range append(n.plugins.Hooks(), commandsCursor) {
-		n.wakes[h] = make(chan struct{}, 1)
-	}
-	n.machine.OnChanges(func([]state.OutboxItem) {
-		for _, w := range n.wakes {
-			select {
-			case w <- struct{}{}:
-			default:
-			}
-		}
-	})
-	routes := map[string]*Route{}
-	for _, h := range cfg.Hooks {
-		routes[h.Name] = h.Route
-	}
+	n.machine.OnChanges(func([]state.OutboxItem) { n.wakeAll() })
+	// Hooks on this node are known at once; the leader learns those of other nodes from them.
 	for _, h := range n.plugins.Hooks() {
-		route := routes[h]
-		watch := &deliveryWatch{}
-		n.goRun(func() {
-			n.effect(h, func(hook string, it state.OutboxItem) bool {
-				if it.Command != nil || !route.Matches(&it.Change.Alarm) {
-					n.metrics.deliveries.WithLabelValues(hook, "not_routed").Inc()
-					return true
-				}
-				return n.deliver(hook, it, watch)
-			})
-		})
+		n.placement.hooks[h] = []hookSite{{node: cfg.NodeID, up: true}}
+		n.ensureEffector(h)
 	}
-	n.goRun(func() { n.effect(commandsCursor, n.sendCommand) })
+	n.ensureEffector(commandsCursor)
+	n.goRun(n.lead)
+	n.goRun(n.watchPlacement)
+	n.goRun(n.watchQuorum)
 	n.plugins.Start(n.ctx)
 	log.Info("node started", "node", cfg.NodeID, "api", n.apiAddr, "raft", cfg.RaftBind, "data", cfg.DataDir)
 	return n, nil
+}
+
+// ensureEffector starts delivering the outbox to a consumer, once.
+func (n *Node) ensureEffector(consumer string) {
+	n.effMu.Lock()
+	defer n.effMu.Unlock()
+	if _, ok := n.wakes[consumer]; ok {
+		return
+	}
+	wake := make(chan struct{}, 1)
+	n.wakes[consumer] = wake
+	if consumer == commandsCursor {
+		n.goRun(func() { n.effect(consumer, wake, n.sendCommand) })
+		return
+	}
+	watch := &deliveryWatch{}
+	n.goRun(func() {
+		n.effect(consumer, wake, func(hook string, it state.OutboxItem) bool { return n.deliver(hook, it, watch) })
+	})
+}
+
+func (n *Node) wakeAll() {
+	n.effMu.Lock()
+	defer n.effMu.Unlock()
+	for _, w := range n.wakes {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// routeOf is the route this node's config gives a hook.
+func (n *Node) routeOf(hook string) *Route {
+	for _, h := range n.cfg.Hooks {
+		if h.Name == hook {
+			return h.Route
+		}
+	}
+	return nil
+}
+
+// deliverLocal gives a transition to a hook on this node, unless the hook's route leaves it out.
+func (n *Node) deliverLocal(ctx context.Context, hook string, ch alarm.Change) (*pluginpb.Receipt, error) {
+	if !n.routeOf(hook).Matches(&ch.Alarm) {
+		n.metrics.deliveries.WithLabelValues(hook, "not_routed").Inc()
+		return &pluginpb.Receipt{Delivered: true}, nil
+	}
+	start := time.Now()
+	rc, err := n.plugins.Deliver(ctx, hook, ch)
+	if err == nil && rc.GetDelivered() {
+		n.metrics.deliveries.WithLabelValues(hook, "ok").Inc()
+		n.metrics.deliveryLatency.WithLabelValues(hook).Observe(time.Since(start).Seconds())
+	}
+	return rc, err
 }
 
 func (n *Node) goRun(fn func()) {
@@ -204,10 +261,10 @@ func (n *Node) API() *api.Server { return n.api }
 // Now is the node's clock (api.Backend). Entries carry it; the state machine never reads a clock.
 func (n *Node) Now() time.Time { return time.Now().UTC() }
 
-// Propose commits an entry (api.Backend).
+// Propose commits an entry (api.Backend), through the leader wherever it is.
 func (n *Node) Propose(ctx context.Context, entry []byte) (any, error) {
 	n.metrics.proposals.Inc()
-	res, err := n.raft.Apply(ctx, entry)
+	res, err := n.raft.Propose(ctx, entry)
 	if err != nil {
 		n.metrics.proposalErrors.Inc()
 	}
@@ -224,6 +281,10 @@ func (n *Node) Health() api.Health {
 	})
 	if h.Leader == "" {
 		h.Problems = append(h.Problems, "no leader: the cluster has no quorum")
+	}
+	if since := n.quorumLostSince.Load(); since != 0 {
+		h.Problems = append(h.Problems, fmt.Sprintf("no quorum since %s: the local siren was sounded directly",
+			time.Unix(0, since).UTC().Format(time.RFC3339)))
 	}
 	if n.plugins != nil {
 		for _, s := range n.plugins.Status() {
@@ -257,11 +318,8 @@ func (n *Node) Observations(ctx context.Context, driver string, obs []device.Obs
 	if err != nil {
 		return err
 	}
-	// A driver starts with the node, often before the first election ends: wait for a leader within the
-	// host's deadline rather than refuse the batch.
-	if err := n.raft.WaitLeader(ctx); err != nil {
-		return fmt.Errorf("no leader: %w", err)
-	}
+	// A driver starts with the node, often before the first election ends: Propose waits for a leader
+	// within the host's deadline rather than refuse the batch.
 	res, err := n.Propose(ctx, entry)
 	if err != nil {
 		return err
@@ -370,7 +428,7 @@ func (n *Node) tick() {
 			return
 		case <-t.C:
 		}
-		if !n.raft.IsLeader() {
+		if !n.isLeading() {
 			continue
 		}
 		entry, _ := state.Tick(breach.Tick{At: n.Now()})
@@ -390,10 +448,10 @@ const commandsCursor = "@commands"
 // effect delivers the outbox to one consumer (a hook, or the device commands) while this node leads: in
 // order, at least once, each item retried until send confirms it, then a receipt through the log so a new
 // leader resumes after it.
-func (n *Node) effect(hook string, send func(hook string, it state.OutboxItem) bool) {
+func (n *Node) effect(hook string, wake <-chan struct{}, send func(hook string, it state.OutboxItem) bool) {
 	const batch = 64
 	for n.ctx.Err() == nil {
-		if !n.raft.IsLeader() {
+		if !n.isLeading() {
 			if !sleepCtx(n.ctx, 200*time.Millisecond) {
 				return
 			}
@@ -409,7 +467,7 @@ func (n *Node) effect(hook string, send func(hook string, it state.OutboxItem) b
 			select {
 			case <-n.ctx.Done():
 				return
-			case <-n.wakes[hook]:
+			case <-wake:
 			case <-time.After(time.Second):
 			}
 			continue
@@ -443,19 +501,13 @@ func (n *Node) deliver(hook string, it state.OutboxItem, w *deliveryWatch) bool 
 	ch := it.Change
 	n.machine.View(func(ev *breach.Evaluator) { ch.Area, _ = ev.Area(&ch.Alarm) })
 	for attempt := 0; ; attempt++ {
-		if n.ctx.Err() != nil || !n.raft.IsLeader() {
+		if n.ctx.Err() != nil || !n.isLeading() {
 			return false
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-		start := time.Now()
-		rc, err := n.plugins.Deliver(ctx, hook, ch)
+		err := n.deliverAnywhere(ctx, hook, ch)
 		cancel()
-		if err == nil && rc != nil && !rc.Delivered {
-			err = errors.New(rc.Error)
-		}
 		if err == nil {
-			n.metrics.deliveries.WithLabelValues(hook, "ok").Inc()
-			n.metrics.deliveryLatency.WithLabelValues(hook).Observe(time.Since(start).Seconds())
 			if w.reported {
 				n.queueFault(breach.PluginState{At: n.Now(), Node: n.cfg.NodeID, Name: hook, Kind: "hook", Up: true, What: "delivery"})
 			}
@@ -497,23 +549,23 @@ func (n *Node) sendCommand(_ string, it state.OutboxItem) bool {
 	if c == nil {
 		return true
 	}
-	var driver string
+	var driver, node string
 	n.machine.View(func(ev *breach.Evaluator) {
 		if st, ok := ev.Device(c.Device); ok {
-			driver = st.Driver
+			driver, node = st.Driver, st.Node
 		}
 	})
-	if driver == "" || driver == "api" || !n.hasDriver(driver) {
+	if driver == "" || driver == "api" || (node == n.cfg.NodeID || node == "") && !n.hasDriver(driver) {
 		n.metrics.commands.WithLabelValues(c.Kind, "no_driver").Inc()
 		return true
 	}
 	pc := &pluginpb.DeviceCommand{Id: c.ID, Device: c.Device, Kind: c.Kind, Args: c.Args}
 	for attempt := 0; attempt < commandAttempts; attempt++ {
-		if n.ctx.Err() != nil || !n.raft.IsLeader() {
+		if n.ctx.Err() != nil || !n.isLeading() {
 			return false
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-		err := n.plugins.Command(ctx, driver, pc)
+		err := n.commandOn(ctx, node, driver, pc)
 		cancel()
 		if err == nil {
 			n.metrics.commands.WithLabelValues(c.Kind, "sent").Inc()

@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 		"skjold":             "github.com/skjold-alarm/skjold/cmd/skjold",
 		"skjold-driver-sim":  "github.com/skjold-alarm/skjold/drivers/sim/cmd/skjold-driver-sim",
 		"skjold-hook-siren":  "github.com/skjold-alarm/skjold/plugins/hooks/siren/cmd/skjold-hook-siren",
+		"skjold-hook-cap":    "github.com/skjold-alarm/skjold/plugins/hooks/cap/cmd/skjold-hook-cap",
 		"skjold-hook-broken": "",
 	} {
 		if pkg == "" {
@@ -55,7 +56,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -65,7 +66,7 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func pin(t *testing.T, name string) (path, sum string) {
+func pin(t testing.TB, name string) (path, sum string) {
 	t.Helper()
 	path = filepath.Join(binDir, name)
 	sum, err := host.FileSHA256(path)
@@ -77,7 +78,7 @@ func pin(t *testing.T, name string) (path, sum string) {
 
 // agentProc is a running `skjold agent`.
 type agentProc struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	base   string
 	stderr *syncBuffer
@@ -101,7 +102,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startAgent(t *testing.T, configPath, api string) *agentProc {
+func startAgent(t testing.TB, configPath, api string) *agentProc {
 	t.Helper()
 	p := &agentProc{t: t, base: "http://" + api, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(filepath.Join(binDir, "skjold"), "agent", "--config", configPath)

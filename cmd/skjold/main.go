@@ -35,6 +35,6 @@ func rootCmd() *cobra.Command {
 	c := &client{}
 	root.PersistentFlags().StringVar(&c.base, "addr", addr, "API address of a node (env SKJOLD_ADDR)")
 	root.PersistentFlags().StringVar(&c.user, "user", os.Getenv("USER"), "who is acting, recorded in the audit trail")
-	root.AddCommand(agentCmd(), devCmd(), orderCmd(c), alarmCmd(c), deviceCmd(c), pluginCmd(), healthCmd(c), replayCmd(), backupCmd(c), restoreCmd())
+	root.AddCommand(agentCmd(), devCmd(), orderCmd(c), alarmCmd(c), deviceCmd(c), pluginCmd(), healthCmd(c), replayCmd(), clusterCmd(c), backupCmd(c), restoreCmd())
 	return root
 }

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skjold-alarm/skjold/plugins/sdk/serialport/ptypair"
+)
+
+func (c *testCluster) cli(i int, args ...string) (string, error) {
+	out, err := exec.Command(filepath.Join(binDir, "skjold"), append([]string{"--addr", "http://" + c.nodes[i].api}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// TestClusterFromTheCLI builds a TLS cluster with `skjold cluster init` and the nodes' join lists, and
+// checks what district IT and operators see: any node takes writes, reads can be linearizable, the
+// cluster port refuses plain connections, and membership and leadership are managed from the CLI.
+func TestClusterFromTheCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	c := startCluster(t, 3, nil)
+	out, err := c.cli(0, "cluster", "members")
+	if err != nil {
+		t.Fatalf("cluster members: %v\n%s", err, out)
+	}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if !strings.Contains(out, id+" ") {
+			t.Fatalf("cluster members does not list %s:\n%s", id, out)
+		}
+	}
+	if strings.Count(out, " leader") != 1 {
+		t.Fatalf("cluster members should show one leader:\n%s", out)
+	}
+
+	// A write through a follower is forwarded; a linearizable read on another follower sees it at once.
+	l := c.waitLeader()
+	f1, f2 := (l+1)%3, (l+2)%3
+	if code := c.proc(f1).call("POST", "/v1/orders", stormOrder(1), nil); code != 201 {
+		t.Fatalf("create an order through follower %s: %d", c.nodes[f1].id, code)
+	}
+	var o struct{ ID string }
+	if code := c.proc(f2).call("GET", "/v1/orders/ord-storm-001?consistency=linearizable", "", &o); code != 200 || o.ID != "ord-storm-001" {
+		t.Fatalf("linearizable read on follower %s: %d %+v", c.nodes[f2].id, code, o)
+	}
+	if code := c.proc(f2).call("GET", "/v1/orders?consistency=sometimes", "", nil); code != 400 {
+		t.Fatalf("an unknown consistency should be refused with 400, got %d", code)
+	}
+
+	// The cluster port speaks only TLS with a certificate from the cluster CA.
+	conn, err := net.DialTimeout("tcp", c.nodes[l].raft, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	n, _ := conn.Read(buf)
+	conn.Close()
+	if n > 0 && buf[0] != 0x15 { // 0x15: a TLS alert is all a plain client may get back
+		t.Fatalf("a plain connection to the cluster port got % X back", buf[:n])
+	}
+
+	// Leadership moves on request.
+	to := c.nodes[f2].id
+	if out, err := c.cli(f1, "cluster", "transfer-leadership", to); err != nil {
+		t.Fatalf("transfer-leadership: %v\n%s", err, out)
+	}
+	c.eventually("leadership on "+to, 30*time.Second, func() bool { return c.leader() == f2 })
+
+	// Remove a member, then let it join again from the CLI.
+	gone := c.nodes[f1]
+	if out, err := c.cli(f2, "cluster", "remove", gone.id); err != nil {
+		t.Fatalf("remove: %v\n%s", err, out)
+	}
+	c.waitMembers(2)
+	if out, err := c.cli(f2, "cluster", "remove", "nobody"); err == nil {
+		t.Fatalf("removing an unknown member should fail:\n%s", out)
+	}
+	if out, err := c.cli(f2, "cluster", "join", gone.id, gone.proxy.addr()); err != nil {
+		t.Fatalf("join: %v\n%s", err, out)
+	}
+	c.waitMembers(3)
+	if out, err := c.cli(f2, "cluster", "join", "n9", "not-an-address"); err == nil || !strings.Contains(out, "addr") {
+		t.Fatalf("a join without host:port should name the field:\n%s", out)
+	}
+	c.waitConverged()
+}
+
+// TestQuorumLossSoundsTheLocalSiren cuts a node off from both others: after quorum_loss_after it drives
+// its own siren relay and reports degraded, and when the others come back the siren follows the
+// replicated state again.
+func TestQuorumLossSoundsTheLocalSiren(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	relay, err := ptypair.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	sirenPath, sirenSum := pin(t, "skjold-hook-siren")
+	c := startCluster(t, 3, func(i int, n *clusterNode) string {
+		if i != 0 {
+			return ""
+		}
+		return fmt.Sprintf(`
+hook "siren" {
+  path   = %q
+  sha256 = %q
+  config {
+    port     = %q
+    protocol = "lcus"
+  }
+}`, sirenPath, sirenSum, relay.Path)
+	})
+	c.kill(1)
+	c.kill(2)
+	expectRelay(t, relay, "A0 01 01 A2")
+	var h clusterHealth
+	c.eventually("n1 degraded for lack of quorum", 30*time.Second, func() bool {
+		code, err := getJSON("http://"+c.nodes[0].api+"/v1/health", &h)
+		return err == nil && code == 503 && h.Status == "degraded" &&
+			slices.ContainsFunc(h.Problems, func(p string) bool { return strings.Contains(p, "no quorum") })
+	})
+	c.start(1)
+	expectRelay(t, relay, "A0 01 00 A1")
+	c.eventually("n1 healthy again", 30*time.Second, func() bool {
+		code, err := getJSON("http://"+c.nodes[0].api+"/v1/health", &h)
+		return err == nil && code == 200
+	})
+}

@@ -380,3 +380,13 @@ func (n *Node) isVoter() bool {
 		return string(s.ID) == n.cfg.NodeID && s.Suffrage == raft.Voter
 	})
 }
+
+func (n *Node) isNonvoter() bool {
+	servers, err := n.configuration()
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(servers, func(s raft.Server) bool {
+		return string(s.ID) == n.cfg.NodeID && s.Suffrage == raft.Nonvoter
+	})
+}

@@ -217,3 +217,31 @@ func TestSingleNodeShutdownNoTransfer(t *testing.T) {
 		t.Fatal("not shut down")
 	}
 }
+
+// TestJoinResumesAsNonvoter: a node stopped after it was added as a
+// non-voter, but before its promotion, finishes joining when it restarts.
+func TestJoinResumesAsNonvoter(t *testing.T) {
+	ms, dir := startTLSCluster(t, 3, nil)
+	clusterApply(t, ms, "set a 1")
+	leader := leaderOf(t, ms)
+
+	cfg := clusterTestConfig(t, "n4", filepath.Join(t.TempDir(), "4"), false)
+	cfg.TLS = tlsFor(t, dir, "n4")
+	sm := newTestSM()
+	n4 := openTestNode(t, cfg, sm)
+	if err := leader.n.raft.AddNonvoter("n4", raft.ServerAddress(n4.Addr()), 0, 0).Error(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "n4 to receive the log", func() bool { return n4.isNonvoter() && sm.Get("a") == "1" })
+	cfg.BindAddr = n4.Addr()
+	if err := n4.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.Join = []string{ms[0].n.Addr(), ms[1].n.Addr()}
+	n4 = openTestNode(t, cfg, sm)
+	waitFor(t, 20*time.Second, "n4 to be a voter", func() bool { return isVoterOn(n4, "n4") && isVoterOn(leaderOf(t, ms).n, "n4") })
+	all := append(slices.Clone(ms), &testMember{n: n4, sm: sm})
+	clusterApply(t, all, "set b 2")
+	waitConverged(t, leaderOf(t, all), all)
+}

@@ -52,8 +52,9 @@ type Config struct {
 	// Join lists cluster port addresses of existing members. A node that
 	// starts with no raft state and without Bootstrap asks them in turn to
 	// add it as a voter, in the background and with backoff, until one
-	// accepts or the node shuts down. Ignored once the node has state;
-	// exclusive with Bootstrap.
+	// accepts or the node shuts down. Ignored once the node has state,
+	// unless its configuration has it as a non-voter (a join interrupted
+	// before the promotion). Exclusive with Bootstrap.
 	Join []string
 
 	// Handler serves the cluster RPC methods other nodes call with
@@ -329,13 +330,11 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 			logger.Error("cluster RPC server stopped", "error", err)
 		}
 	}()
-	if len(cfg.Join) > 0 {
-		if hasState {
-			logger.Debug("raft state exists; not joining", "join", cfg.Join)
-		} else {
-			n.wg.Add(1)
-			go n.joinLoop(slices.Clone(cfg.Join))
-		}
+	// Join when starting empty, or when a join was interrupted after this
+	// node was added as a non-voter (the cluster makes no other non-voters).
+	if len(cfg.Join) > 0 && !cfg.Bootstrap && (!hasState || n.isNonvoter()) {
+		n.wg.Add(1)
+		go n.joinLoop(slices.Clone(cfg.Join))
 	}
 	return n, nil
 }

@@ -27,7 +27,13 @@ func (n *Node) QuorumLost() (since time.Time, lost bool) {
 		return time.Time{}, false
 	}
 	last := n.raft.LastContact()
-	if id, _ := n.Leader(); id != "" && time.Since(last) <= 3*n.heartbeatTimeout {
+	id, _ := n.Leader()
+	if id == n.cfg.NodeID {
+		// Stepping down right now: raft clears the leader and records the
+		// step-down as the last contact in a moment.
+		return time.Time{}, false
+	}
+	if id != "" && time.Since(last) <= 3*n.heartbeatTimeout {
 		return time.Time{}, false
 	}
 	if last.Before(n.openedAt) {

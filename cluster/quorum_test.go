@@ -75,7 +75,9 @@ func TestQuorumLost(t *testing.T) {
 		if err := leader.n.Shutdown(); err != nil {
 			t.Fatal(err)
 		}
-		waitQuorumLost(t, survivor, before)
+		// since is its last contact with a leader: shortly before the
+		// shutdowns at the latest (heartbeats come every 25ms here).
+		waitQuorumLost(t, survivor, before.Add(-500*time.Millisecond))
 	})
 
 	t.Run("new node without a cluster", func(t *testing.T) {

@@ -41,11 +41,12 @@ type network struct {
 	raftLn *subListener
 	rpcLn  *subListener
 
-	// counts of accepted connections per protocol, for tests
+	// connections that passed the handshake, per protocol (for tests)
 	raftConns, rpcConns atomic.Int64
 
 	closeOnce sync.Once
-	done      chan struct{}
+	ctx       context.Context // cancelled by close
+	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 }
 
@@ -109,8 +110,8 @@ func newNetwork(cfg Config, logger hclog.Logger) (*network, error) {
 		ln:     ln,
 		addr:   advertise,
 		logger: logger,
-		done:   make(chan struct{}),
 	}
+	nw.ctx, nw.cancel = context.WithCancel(context.Background())
 	if cfg.TLS != nil {
 		nw.tls = cfg.TLS.Clone()
 	}
@@ -128,7 +129,7 @@ func (nw *network) serve() {
 		c, err := nw.ln.Accept()
 		if err != nil {
 			select {
-			case <-nw.done:
+			case <-nw.ctx.Done():
 				return
 			default:
 			}
@@ -140,7 +141,7 @@ func (nw *network) serve() {
 			nw.logger.Warn("accept failed; retrying", "error", err, "delay", delay)
 			select {
 			case <-time.After(delay):
-			case <-nw.done:
+			case <-nw.ctx.Done():
 				return
 			}
 			continue
@@ -158,6 +159,9 @@ func (nw *network) serve() {
 // hands the connection to raft or the RPC server.
 func (nw *network) route(c net.Conn) {
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
+	// Closing the network interrupts a handshake in progress.
+	stop := context.AfterFunc(nw.ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	conn := c
 	if nw.tls != nil {
 		tc := tls.Server(c, nw.tls)
@@ -171,6 +175,10 @@ func (nw *network) route(c net.Conn) {
 	var b [1]byte
 	if _, err := conn.Read(b[:]); err != nil {
 		nw.logger.Debug("cluster connection closed before its protocol byte", "remote", c.RemoteAddr(), "error", err)
+		conn.Close()
+		return
+	}
+	if !stop() {
 		conn.Close()
 		return
 	}
@@ -236,7 +244,7 @@ func (nw *network) handshake(ctx context.Context, c net.Conn, addr string, proto
 func (nw *network) close() error {
 	var err error
 	nw.closeOnce.Do(func() {
-		close(nw.done)
+		nw.cancel()
 		err = nw.ln.Close()
 		nw.wg.Wait()
 	})
@@ -258,12 +266,12 @@ func newSubListener(nw *network, accepted *atomic.Int64) *subListener {
 }
 
 func (l *subListener) deliver(c net.Conn) {
+	l.accepted.Add(1)
 	select {
 	case l.ch <- c:
-		l.accepted.Add(1)
 	case <-l.closed:
 		c.Close()
-	case <-l.nw.done:
+	case <-l.nw.ctx.Done():
 		c.Close()
 	}
 }
@@ -276,7 +284,7 @@ func (l *subListener) Accept() (net.Conn, error) {
 		return c, nil
 	case <-l.closed:
 		return nil, errListenerClosed
-	case <-l.nw.done:
+	case <-l.nw.ctx.Done():
 		return nil, errListenerClosed
 	}
 }

@@ -395,6 +395,11 @@ func (n *Node) call(ctx context.Context, addr, method string, body []byte) (out 
 	if n.isShutdown.Load() {
 		return nil, sent, ErrShutdown
 	}
+	// The deadline travels with the call: the remote end may see it pass
+	// (and reset the stream) a moment before ctx does here.
+	if st.Code() == codes.DeadlineExceeded {
+		return nil, sent, fmt.Errorf("cluster: %s on %s: %w", method, addr, context.DeadlineExceeded)
+	}
 	return nil, sent, &callError{addr: addr, method: method, sent: sent, err: err}
 }
 

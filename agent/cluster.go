@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -477,6 +478,15 @@ func (n *Node) TransferLeadership(ctx context.Context, to string) error {
 // ReadBarrier waits until this node holds every write acknowledged before the call.
 func (n *Node) ReadBarrier(ctx context.Context) error { return n.raft.ReadBarrier(ctx) }
 
+// clusterErr marks the errors that are the caller's (an unknown member, an id taken at another address)
+// so the API answers them 400, not 503.
 func clusterErr(err error) error {
+	if errors.Is(err, cluster.ErrUnknownMember) || errors.Is(err, cluster.ErrMemberConflict) {
+		return fmt.Errorf("%w: %v", api.ErrInvalid, err)
+	}
 	return err
 }
+
+// BackupScratchDir is where GET /v1/backup makes its temporary checkpoint (api.BackupScratch): next to the
+// state, so the checkpoint is hard links rather than a copy.
+func (n *Node) BackupScratchDir() string { return filepath.Join(n.cfg.DataDir, "tmp") }

@@ -74,6 +74,8 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	// A backup interrupted by a crash leaves its checkpoint behind; nothing else lives there.
+	os.RemoveAll(filepath.Join(cfg.DataDir, "tmp"))
 	specs, err := pluginSpecs(cfg)
 	if err != nil {
 		return nil, err

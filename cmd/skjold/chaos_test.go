@@ -59,6 +59,11 @@ func (s *storm) run() {
 	base := time.Now().UTC()
 	for tick := 0; ; tick++ {
 		at := base.Add(time.Duration(tick) * 100 * time.Millisecond)
+		select {
+		case <-s.stopCh: // also when behind schedule, catching up
+			return
+		default:
+		}
 		if d := time.Until(at); d > 0 {
 			select {
 			case <-s.stopCh:

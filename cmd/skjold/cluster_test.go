@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -135,4 +138,64 @@ hook "siren" {
 		code, err := getJSON("http://"+c.nodes[0].api+"/v1/health", &h)
 		return err == nil && code == 200
 	})
+}
+
+// TestPluginsWhereTheHardwareIs runs a driver and a hook only on a follower: the tag it hears breaches,
+// the leader's effector sends the vibrate command back through that follower's driver, and the alarm
+// reaches the hook that only the follower runs.
+func TestPluginsWhereTheHardwareIs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	simPath, simSum := pin(t, "skjold-driver-sim")
+	capPath, capSum := pin(t, "skjold-hook-cap")
+	cad := newCAPReceiver(t)
+	c := startCluster(t, 3, func(i int, n *clusterNode) string {
+		if i != 2 {
+			return ""
+		}
+		return fmt.Sprintf(`
+driver "sim" {
+  path   = %q
+  sha256 = %q
+  config {
+    tags = [{ device = "tag-001", path = [[%v, %v]], interval_s = 1, accuracy_m = 5 }]
+  }
+}
+hook "cad-n3" {
+  path   = %q
+  sha256 = %q
+  config {
+    url        = %q
+    sender     = "skjold@district-test"
+    allow_http = true
+  }
+}`, simPath, simSum, stormInLon, stormInLat, capPath, capSum, cad.url)
+	})
+	if l := c.waitLeader(); l == 2 {
+		if out, err := c.cli(0, "cluster", "transfer-leadership", "n1"); err != nil {
+			t.Fatalf("transfer-leadership: %v\n%s", err, out)
+		}
+		c.eventually("n1 leading", 30*time.Second, func() bool { return c.leader() == 0 })
+	}
+	if !c.post(0, "/v1/orders", stormOrder(1)) {
+		t.Fatal("order not created")
+	}
+	c.eventually("the breach at the follower's hook", 30*time.Second, func() bool {
+		_, ok := cad.deviceAlerted("tag-001")
+		return ok
+	})
+	c.eventually("the vibrate command at the follower's driver", 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + c.nodes[2].api + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return regexp.MustCompile(`skjold_plugin_sim_commands_total\{command="vibrate",kind="driver",plugin="sim"\} [1-9]`).Match(body)
+	})
+	var d struct{ Node, Driver string }
+	if code := c.proc(0).call("GET", "/v1/devices/tag-001", "", &d); code != 200 || d.Node != "n3" || d.Driver != "sim" {
+		t.Fatalf("the device should be heard by sim on n3: %d %+v", code, d)
+	}
 }

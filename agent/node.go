@@ -452,14 +452,19 @@ const commandsCursor = "@commands"
 // leader resumes after it.
 func (n *Node) effect(hook string, wake <-chan struct{}, send func(hook string, it state.OutboxItem) bool) {
 	const batch = 64
+	// done is the last item delivered while this node leads; its receipt is committed in the background
+	// (receipts), so the next item does not wait for a round through the log.
+	var done uint64
+	receipts := n.receipts(hook)
 	for n.ctx.Err() == nil {
 		if !n.isLeading() {
+			done = 0 // the next term starts from the committed cursor
 			if !sleepCtx(n.ctx, 200*time.Millisecond) {
 				return
 			}
 			continue
 		}
-		items, err := n.machine.OutboxAfter(n.machine.Cursor(hook), batch)
+		items, err := n.machine.OutboxAfter(max(n.machine.Cursor(hook), done), batch)
 		if err != nil {
 			n.log.Error("outbox read failed", "hook", hook, "err", err)
 			sleepCtx(n.ctx, time.Second)
@@ -484,12 +489,63 @@ func (n *Node) effect(hook string, wake <-chan struct{}, send func(hook string, 
 		if delivered == 0 {
 			continue
 		}
-		entry, _ := state.ReceiptEntry(state.Receipt{Hook: hook, Seq: delivered})
-		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-		if _, err := n.Propose(ctx, entry); err != nil && n.ctx.Err() == nil {
-			n.log.Warn("receipt not committed; items will be delivered again", "hook", hook, "seq", delivered, "err", err)
+		done = delivered
+		receipts(delivered)
+	}
+}
+
+// receipts starts committing one consumer's delivery receipts and returns the function that hands it
+// the latest delivered seq. Receipts coalesce: only the latest one is proposed. One that fails is
+// retried while this node leads; if it never commits, a new leader delivers those items again (at least
+// once, with the same keys).
+func (n *Node) receipts(hook string) func(seq uint64) {
+	var mu sync.Mutex
+	var latest uint64
+	wake := make(chan struct{}, 1)
+	n.goRun(func() {
+		var committed uint64
+		for attempt := 0; ; {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-wake:
+			}
+			mu.Lock()
+			seq := latest
+			mu.Unlock()
+			if seq <= committed || !n.isLeading() {
+				continue
+			}
+			entry, _ := state.ReceiptEntry(state.Receipt{Hook: hook, Seq: seq})
+			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+			_, err := n.Propose(ctx, entry)
+			cancel()
+			if err == nil {
+				committed, attempt = seq, 0
+				continue
+			}
+			if n.ctx.Err() != nil {
+				return
+			}
+			n.log.Warn("receipt not committed; retrying", "hook", hook, "seq", seq, "err", err)
+			if !sleepCtx(n.ctx, backoff(attempt, 50*time.Millisecond, 2*time.Second)) {
+				return
+			}
+			attempt++
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
 		}
-		cancel()
+	})
+	return func(seq uint64) {
+		mu.Lock()
+		latest = max(latest, seq)
+		mu.Unlock()
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -8,14 +8,24 @@ import (
 	"github.com/skjold-alarm/skjold/core/order"
 )
 
-// compiledOrder is an order with its zones projected into metres once, when it is written, so that a fix
-// costs one projection and one distance per zone.
+// compiledOrder is an order with its zones projected into metres once, when it is written, and an index
+// of their enclosing discs, so that a fix far from every zone costs a few comparisons and a fix near one
+// costs one projection and one distance per zone it is near (see DESIGN.md).
 type compiledOrder struct {
 	order     *order.Order
 	proj      *geo.Projection
 	zones     []compiledZone
 	scheduled bool              // some zone has a schedule: re-evaluate on ticks as windows open and close
 	dynamic   map[string]string // protected device → the dynamic zone's subject, "dynamic:<device>"
+	// next is the order that replaced this one (LoadOrder of an id already loaded): devices that hold
+	// this one follow it.
+	next *compiledOrder
+
+	region  region
+	maxWarn float64          // the largest warning_m of an exclusion zone
+	always  []int32          // zones every fix is evaluated against (see compiledZone.always)
+	index   *zoneIndex       // over the discs of the other zones, for orders with many; nil: scan them
+	zoneIdx map[string]int32 // zone id → index in zones
 }
 
 func (c *compiledOrder) dynSubject(dev string) string {
@@ -28,60 +38,59 @@ func (c *compiledOrder) dynSubject(dev string) string {
 type compiledZone struct {
 	zone  *order.Zone
 	shape geo.Shape
+	// discs contain the zone (one per member of a MultiPolygon): a fix that is farther than m from every
+	// disc is farther than m from the zone, and outside it.
+	discs []disc
+	// always: every fix is evaluated against the zone. Inclusion zones (a fix far from the zone is what
+	// raises their alarm), and zones without a usable disc (outside the order's region, or too large).
+	always bool
 }
 
 // compile projects an order's zones. The order must have passed Validate.
 func compile(o *order.Order) (*compiledOrder, error) {
 	var pts []geo.LatLon
+	coords := make([]any, len(o.Zones)) // decoded once: []float64, [][][]float64 or [][][][]float64
 	for i := range o.Zones {
-		ps, err := zonePoints(&o.Zones[i])
+		c, ps, err := zonePoints(&o.Zones[i])
 		if err != nil {
 			return nil, fmt.Errorf("zones[%d]: %w", i, err)
 		}
+		coords[i] = c
 		pts = append(pts, ps...)
 	}
 	origin := geo.LatLon{Lat: 60, Lon: 10}
 	if len(pts) > 0 {
 		origin = geo.BoundsCenter(pts)
 	}
-	c := &compiledOrder{order: o, proj: geo.NewProjection(origin), dynamic: map[string]string{}}
+	c := &compiledOrder{order: o, proj: geo.NewProjection(origin), dynamic: map[string]string{}, zoneIdx: map[string]int32{}}
+	c.region = newRegion(c.proj, origin)
 	for _, p := range o.Protected {
 		c.dynamic[p.Device] = "dynamic:" + p.Device
 	}
 	for i := range o.Zones {
 		z := &o.Zones[i]
 		var shape geo.Shape
-		switch z.Geometry.Type {
-		case "Point":
-			var p []float64
-			if err := json.Unmarshal(z.Geometry.Coordinates, &p); err != nil {
-				return nil, err
-			}
+		switch p := coords[i].(type) {
+		case []float64:
 			shape = geo.Circle{Center: c.proj.Forward(geo.LatLon{Lat: p[1], Lon: p[0]}), Radius: z.RadiusM}
-		case "Polygon":
-			var p [][][]float64
-			if err := json.Unmarshal(z.Geometry.Coordinates, &p); err != nil {
-				return nil, err
-			}
+		case [][][]float64:
 			shape = geo.ProjectPolygon(c.proj, p)
-		case "MultiPolygon":
-			var p [][][][]float64
-			if err := json.Unmarshal(z.Geometry.Coordinates, &p); err != nil {
-				return nil, err
-			}
+		case [][][][]float64:
 			shape = geo.ProjectMultiPolygon(c.proj, p)
 		default:
 			return nil, fmt.Errorf("zones[%d]: unknown geometry type %q", i, z.Geometry.Type)
 		}
-		c.zones = append(c.zones, compiledZone{zone: z, shape: shape})
+		c.zones = append(c.zones, c.compileZone(z, shape))
 		if z.Schedule != nil {
 			c.scheduled = true
 		}
 	}
+	c.buildIndex()
 	return c, nil
 }
 
-func zonePoints(z *order.Zone) ([]geo.LatLon, error) {
+// zonePoints decodes a zone's coordinates and returns them with their positions.
+func zonePoints(z *order.Zone) (any, []geo.LatLon, error) {
 	var out []geo.LatLon
 	add := func(p []float64) {
 		if len(p) >= 2 {
@@ -92,23 +101,25 @@ func zonePoints(z *order.Zone) ([]geo.LatLon, error) {
 	case "Point":
 		var p []float64
 		if err := json.Unmarshal(z.Geometry.Coordinates, &p); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		add(p)
+		return p, out, nil
 	case "Polygon":
 		var p [][][]float64
 		if err := json.Unmarshal(z.Geometry.Coordinates, &p); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, r := range p {
 			for _, q := range r {
 				add(q)
 			}
 		}
+		return p, out, nil
 	case "MultiPolygon":
 		var p [][][][]float64
 		if err := json.Unmarshal(z.Geometry.Coordinates, &p); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, poly := range p {
 			for _, r := range poly {
@@ -117,6 +128,7 @@ func zonePoints(z *order.Zone) ([]geo.LatLon, error) {
 				}
 			}
 		}
+		return p, out, nil
 	}
-	return out, nil
+	return nil, out, nil
 }

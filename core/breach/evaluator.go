@@ -92,6 +92,9 @@ type StoredFix struct {
 
 // Effects is what applying one or more entries changed: the alarm transitions to publish and deliver, and
 // the records the store must write or delete. Keys are sorted so that writes are deterministic.
+//
+// The evaluator reuses one Effects and its slices from batch to batch: what Finish returns is valid until
+// the next Begin (or the next entry applied without one). Copy what must outlive it.
 type Effects struct {
 	Changes        []alarm.Change
 	Commands       []device.Command // to devices, in the order they were decided
@@ -106,36 +109,85 @@ type Effects struct {
 	Dropped        int // observations from devices bound to no order
 	Late           int // fixes older than the device's latest fix
 
-	dirtyOrders, dirtyDevices, deletedDevices, dirtyAlarms, dirtyRepeats map[string]struct{}
+	dirtyOrders, deletedDevices, dirtyAlarms, dirtyRepeats map[string]struct{}
+	// Devices changed in this batch are marked with its epoch (devState.dirty) and listed once here;
+	// an unbound one loses its mark.
+	epoch        uint64
+	dirtyDevices []*devState
+	// The slices' storage, kept while the exported fields are nil.
+	bufs effectBufs
 }
 
-func newEffects() *Effects {
-	return &Effects{
-		dirtyOrders:    map[string]struct{}{},
-		dirtyDevices:   map[string]struct{}{},
-		deletedDevices: map[string]struct{}{},
-		dirtyAlarms:    map[string]struct{}{},
-		dirtyRepeats:   map[string]struct{}{},
+type effectBufs struct {
+	changes                                          []alarm.Change
+	commands                                         []device.Command
+	orders, devices, devicesDeleted, alarms, repeats []string
+	fixesAdded, fixesDeleted                         []StoredFix
+}
+
+// reset empties fx for a new batch, keeping its storage.
+func (fx *Effects) reset(epoch uint64) {
+	if fx.dirtyOrders == nil {
+		fx.dirtyOrders = map[string]struct{}{}
+		fx.deletedDevices = map[string]struct{}{}
+		fx.dirtyAlarms = map[string]struct{}{}
+		fx.dirtyRepeats = map[string]struct{}{}
+	}
+	clear(fx.dirtyOrders)
+	clear(fx.deletedDevices)
+	clear(fx.dirtyAlarms)
+	clear(fx.dirtyRepeats)
+	clear(fx.dirtyDevices)
+	b := &fx.bufs
+	*fx = Effects{
+		Changes: b.changes[:0], Commands: b.commands[:0], FixesAdded: b.fixesAdded[:0], FixesDeleted: b.fixesDeleted[:0],
+		dirtyOrders: fx.dirtyOrders, deletedDevices: fx.deletedDevices, dirtyAlarms: fx.dirtyAlarms, dirtyRepeats: fx.dirtyRepeats,
+		epoch: epoch, dirtyDevices: fx.dirtyDevices[:0], bufs: fx.bufs,
 	}
 }
 
 func (fx *Effects) finish() {
-	fx.Orders = sortedKeys(fx.dirtyOrders)
-	fx.Devices = sortedKeys(fx.dirtyDevices)
-	fx.DevicesDeleted = sortedKeys(fx.deletedDevices)
-	fx.Alarms = sortedKeys(fx.dirtyAlarms)
-	fx.Repeats = sortedKeys(fx.dirtyRepeats)
+	b := &fx.bufs
+	b.orders = sortedKeys(b.orders, fx.dirtyOrders)
+	b.devicesDeleted = sortedKeys(b.devicesDeleted, fx.deletedDevices)
+	b.alarms = sortedKeys(b.alarms, fx.dirtyAlarms)
+	b.repeats = sortedKeys(b.repeats, fx.dirtyRepeats)
+	b.devices = b.devices[:0]
+	for _, ds := range fx.dirtyDevices {
+		if ds.dirty == fx.epoch {
+			b.devices = append(b.devices, ds.st.Device)
+		}
+	}
+	slices.Sort(b.devices)
+	// Keep the storage; expose nil for nothing, as a fresh Effects has.
+	b.changes, b.commands, b.fixesAdded, b.fixesDeleted = fx.Changes, fx.Commands, fx.FixesAdded, fx.FixesDeleted
+	fx.Changes, fx.Commands = orNil(fx.Changes), orNil(fx.Commands)
+	fx.FixesAdded, fx.FixesDeleted = orNil(fx.FixesAdded), orNil(fx.FixesDeleted)
+	fx.Orders, fx.Devices, fx.DevicesDeleted = orNil(b.orders), orNil(b.devices), orNil(b.devicesDeleted)
+	fx.Alarms, fx.Repeats = orNil(b.alarms), orNil(b.repeats)
 }
 
-func sortedKeys(m map[string]struct{}) []string {
-	if len(m) == 0 {
+func orNil[T any](s []T) []T {
+	if len(s) == 0 {
 		return nil
 	}
-	out := make([]string, 0, len(m))
+	return s
+}
+
+// markDirty records that a device's state must be written.
+func (fx *Effects) markDirty(ds *devState) {
+	if ds.dirty != fx.epoch {
+		ds.dirty = fx.epoch
+		fx.dirtyDevices = append(fx.dirtyDevices, ds)
+	}
+}
+
+func sortedKeys(out []string, m map[string]struct{}) []string {
+	out = out[:0]
 	for k := range m {
 		out = append(out, k)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
@@ -149,10 +201,22 @@ type Rejection struct {
 
 func (r *Rejection) Error() string { return r.Message }
 
-// condKey identifies the condition an open alarm stands for; at most one open alarm per key.
-type condKey struct {
-	order, device, subject string
-	kind                   alarm.Kind
+// devState is a bound device: its state as the store keeps it and what the evaluator derives from it.
+type devState struct {
+	st      device.State // st.LastFix points to lastFix once the device has a fix
+	lastFix device.Fix
+	order   *compiledOrder // the order st.OrderID names (follow next when it was replaced)
+	conds   *condSet       // open alarms of (st.OrderID, st.Device)
+	track   track
+	dirty   uint64 // the epoch of the batch that last marked it changed
+}
+
+// compiled returns the device's order.
+func (ds *devState) compiled() *compiledOrder {
+	for ds.order.next != nil {
+		ds.order = ds.order.next
+	}
+	return ds.order
 }
 
 // Evaluator holds the hot state. It is not safe for concurrent use; the state machine serialises access.
@@ -161,17 +225,29 @@ type Evaluator struct {
 	meta         Meta
 	orders       map[string]*compiledOrder
 	orderIDs     []string // sorted
-	devices      map[string]*device.State
-	deviceIDs    []string // sorted, bound devices
-	tracks       map[string][]device.Fix
+	devices      map[string]*devState
+	deviceIDs    []string          // sorted, bound devices
+	loose        map[string]*track // fixes loaded for devices not bound (yet)
 	alarms       map[string]*alarm.Alarm
-	open         map[condKey]string
+	open         map[condOwner]*condSet // open alarms by owner; see conds.go
 	repeats      map[string][]time.Time // per order: when its breaches were raised, within the window
 	ticking      bool                   // evaluating on a tick, not on a report
 	waiting      []string               // police alarms raised and not acknowledged, sorted by id
+	escalated    map[int]int            // waiting alarms per escalation level
 	siren        int                    // alarms that sound the siren: police alarms and monitoring faults, raised
 	activePolice int
 	fx           *Effects
+
+	// slow turns the fast paths off: every zone and protected person is evaluated exactly on every fix.
+	// The results are the same; tests compare the two.
+	slow bool
+
+	// Reused between calls; nothing in them outlives one.
+	spare  Effects
+	epoch  uint64
+	cands  []int32
+	order  []int32
+	msgBuf []byte
 }
 
 // New returns an empty evaluator.
@@ -179,21 +255,25 @@ func New(cfg Config) *Evaluator {
 	return &Evaluator{
 		cfg:     cfg,
 		orders:  map[string]*compiledOrder{},
-		devices: map[string]*device.State{},
-		tracks:  map[string][]device.Fix{},
+		devices: map[string]*devState{},
+		loose:   map[string]*track{},
 		alarms:  map[string]*alarm.Alarm{},
-		open:    map[condKey]string{},
+		open:    map[condOwner]*condSet{},
 		repeats: map[string][]time.Time{},
 	}
 }
 
 // Begin starts collecting effects; Finish returns them. Several entries may be applied between the two
 // (one Raft batch).
-func (e *Evaluator) Begin() { e.fx = newEffects() }
+func (e *Evaluator) Begin() {
+	e.epoch++
+	e.spare.reset(e.epoch)
+	e.fx = &e.spare
+}
 
-// Finish returns the effects collected since Begin.
+// Finish returns the effects collected since Begin. They are valid until the next Begin.
 func (e *Evaluator) Finish() *Effects {
-	fx := e.fx
+	fx := e.effects()
 	fx.finish()
 	e.fx = nil
 	return fx
@@ -201,7 +281,7 @@ func (e *Evaluator) Finish() *Effects {
 
 func (e *Evaluator) effects() *Effects {
 	if e.fx == nil {
-		e.fx = newEffects()
+		e.Begin()
 	}
 	return e.fx
 }
@@ -244,12 +324,12 @@ func (e *Evaluator) PutOrder(in PutOrder) (*order.Order, error) {
 		return nil, &Rejection{Code: "conflict", Field: "id", Message: fmt.Sprintf("order %q has ended and cannot be changed", o.ID)}
 	}
 	for i, d := range o.Devices() {
-		if st, ok := e.devices[d]; ok && st.OrderID != o.ID {
+		if ds, ok := e.devices[d]; ok && ds.st.OrderID != o.ID {
 			f := "offender.device"
 			if i > 0 {
 				f = fmt.Sprintf("protected[%d].device", i-1)
 			}
-			return nil, &Rejection{Code: "conflict", Field: f, Message: fmt.Sprintf("%s: device %q is bound to active order %q", f, d, st.OrderID)}
+			return nil, &Rejection{Code: "conflict", Field: f, Message: fmt.Sprintf("%s: device %q is bound to active order %q", f, d, ds.st.OrderID)}
 		}
 	}
 	e.advance(in.At)
@@ -280,19 +360,19 @@ func (e *Evaluator) PutOrder(in PutOrder) (*order.Order, error) {
 	} else {
 		e.orderIDs = insertSorted(e.orderIDs, o.ID)
 	}
-	e.orders[o.ID] = c
+	e.setOrder(c)
 	for i, d := range o.Devices() {
 		role := device.Protected
 		if i == 0 {
 			role = device.Offender
 		}
-		if st, ok := e.devices[d]; ok {
-			st.Role = role
+		ds, ok := e.devices[d]
+		if ok {
+			ds.st.Role = role
 		} else {
-			e.devices[d] = &device.State{Device: d, OrderID: o.ID, Role: role, BoundAt: in.At}
-			e.deviceIDs = insertSorted(e.deviceIDs, d)
+			ds = e.bind(device.State{Device: d, OrderID: o.ID, Role: role, BoundAt: in.At})
 		}
-		e.effects().dirtyDevices[d] = struct{}{}
+		e.effects().markDirty(ds)
 	}
 	e.effects().dirtyOrders[o.ID] = struct{}{}
 	out := o
@@ -327,18 +407,51 @@ func (e *Evaluator) endOrder(c *compiledOrder, at time.Time, by, reason string) 
 }
 
 func (e *Evaluator) unbind(d string) {
-	if _, ok := e.devices[d]; !ok {
+	ds, ok := e.devices[d]
+	if !ok {
 		return
 	}
 	delete(e.devices, d)
 	e.deviceIDs = removeSorted(e.deviceIDs, d)
 	fx := e.effects()
-	for _, f := range e.tracks[d] {
-		fx.FixesDeleted = append(fx.FixesDeleted, StoredFix{d, f})
+	for i := 0; i < ds.track.len(); i++ {
+		fx.FixesDeleted = append(fx.FixesDeleted, StoredFix{d, *ds.track.at(i)})
 	}
-	delete(e.tracks, d)
-	delete(fx.dirtyDevices, d)
+	ds.dirty = 0
 	fx.deletedDevices[d] = struct{}{}
+}
+
+// bind adds a device state and indexes it. A track loaded for the device before it was bound becomes its
+// track.
+func (e *Evaluator) bind(st device.State) *devState {
+	ds := &devState{st: st, order: e.orders[st.OrderID], conds: e.conds(st.OrderID, st.Device)}
+	if st.LastFix != nil {
+		ds.lastFix = *st.LastFix
+		ds.st.LastFix = &ds.lastFix
+	}
+	if t, ok := e.loose[st.Device]; ok {
+		ds.track = *t
+		delete(e.loose, st.Device)
+	}
+	e.devices[st.Device] = ds
+	e.deviceIDs = insertSorted(e.deviceIDs, st.Device)
+	return ds
+}
+
+// setOrder makes c the compiled order of its id; devices that held the one it replaces follow.
+func (e *Evaluator) setOrder(c *compiledOrder) {
+	if prev := e.orders[c.order.ID]; prev != nil && prev != c {
+		prev.next = c
+	}
+	e.orders[c.order.ID] = c
+}
+
+// trackOf returns the fixes kept for a device, nil when there are none.
+func (e *Evaluator) trackOf(d string) *track {
+	if ds, ok := e.devices[d]; ok {
+		return &ds.track
+	}
+	return e.loose[d]
 }
 
 // ---- Observations ----
@@ -350,38 +463,49 @@ func (e *Evaluator) Observe(in Observations) (accepted, dropped int) {
 	e.advance(in.At)
 	fx := e.effects()
 	obs := in.Obs
-	if !sort.SliceIsSorted(obs, func(i, j int) bool { return obs[i].Time.Before(obs[j].Time) }) {
-		obs = slices.Clone(obs)
-		sort.SliceStable(obs, func(i, j int) bool { return obs[i].Time.Before(obs[j].Time) })
-	}
+	// Fix-time order, stably: a permutation, so the batch is neither copied nor changed.
+	idx := e.order[:0]
 	for i := range obs {
+		idx = append(idx, int32(i))
+	}
+	for i := 1; i < len(obs); i++ {
+		if obs[i].Time.Before(obs[i-1].Time) {
+			slices.SortStableFunc(idx, func(a, b int32) int { return obs[a].Time.Compare(obs[b].Time) })
+			break
+		}
+	}
+	e.order = idx[:0]
+	for _, i := range idx {
 		o := &obs[i]
-		st, ok := e.devices[o.Device]
+		ds, ok := e.devices[o.Device]
 		if !ok {
 			dropped++
 			continue
 		}
 		accepted++
-		e.observe(st, o, in.At)
+		e.observe(ds, o, in.At)
 	}
 	fx.Accepted += accepted
 	fx.Dropped += dropped
 	return accepted, dropped
 }
 
-func (e *Evaluator) observe(st *device.State, o *device.Observation, at time.Time) {
+func (e *Evaluator) observe(ds *devState, o *device.Observation, at time.Time) {
 	fx := e.effects()
-	fx.dirtyDevices[st.Device] = struct{}{}
+	fx.markDirty(ds)
+	st := &ds.st
 	if at.After(st.LastSeen) {
 		st.LastSeen = at
 	}
 	if o.Driver != "" {
 		st.Driver, st.Node = o.Driver, o.Node
 	}
-	c := e.orders[st.OrderID]
+	c := ds.compiled()
 	inForce := c.order.InForce(at)
-	if inForce {
-		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoSignal}, signal{clear: true, at: at})
+	// A condition that is not active and has no open alarm changes nothing: skip it when the device has
+	// no open alarm at all.
+	if inForce && ds.conds.any() {
+		e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, kind: alarm.NoSignal}, &signal{clear: true, at: at})
 	}
 	latest := st.LastFix == nil || !o.Time.Before(st.LastFix.Time)
 	if latest {
@@ -398,66 +522,67 @@ func (e *Evaluator) observe(st *device.State, o *device.Observation, at time.Tim
 		}
 	}
 	if inForce {
-		e.deviceConditions(c, st, at)
+		e.deviceConditions(c, ds, at)
 	}
 	f, hasFix := o.Fix()
 	if !hasFix {
 		return
 	}
-	e.keepFix(st.Device, f)
+	e.keepFix(ds, f)
 	if !latest {
 		fx.Late++
 		if inForce && st.Role == device.Offender {
-			e.lateBreaches(c, st, f, at)
+			e.lateBreaches(c, ds, f, at)
 		}
 		return
 	}
 	// Overwrite in place: reads copy the state (cloneState), and alarms copy positions.
 	if st.LastFix == nil {
-		st.LastFix = new(device.Fix)
+		st.LastFix = &ds.lastFix
 	}
 	*st.LastFix = f
 	st.SpeedMps, st.HeadingDeg = o.SpeedMps, o.HeadingDeg
 	if !inForce {
 		return
 	}
-	e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoFix}, signal{clear: true, at: at})
+	if ds.conds.any() {
+		e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, kind: alarm.NoFix}, &signal{clear: true, at: at})
+	}
 	if st.Role == device.Offender {
-		e.evaluateZones(c, st, at)
+		e.evaluateZones(c, ds, at)
 	}
 	e.evaluateDynamic(c, at)
 }
 
-func (e *Evaluator) keepFix(d string, f device.Fix) {
-	t := e.tracks[d]
-	if n := len(t); n == 0 || !t[n-1].Time.After(f.Time) {
-		t = append(t, f) // the usual case: fixes arrive in order
+func (e *Evaluator) keepFix(ds *devState, f device.Fix) {
+	t := &ds.track
+	if n := t.len(); n == 0 || !t.at(n-1).Time.After(f.Time) {
+		t.push(f) // the usual case: fixes arrive in order
 	} else {
-		i := sort.Search(n, func(i int) bool { return t[i].Time.After(f.Time) })
-		t = slices.Insert(t, i, f)
+		t.insert(t.firstAfter(&f), f)
 	}
-	e.tracks[d] = t
 	fx := e.effects()
-	fx.FixesAdded = append(fx.FixesAdded, StoredFix{d, f})
+	fx.FixesAdded = append(fx.FixesAdded, StoredFix{ds.st.Device, f})
 }
 
-func (e *Evaluator) deviceConditions(c *compiledOrder, st *device.State, at time.Time) {
+func (e *Evaluator) deviceConditions(c *compiledOrder, ds *devState, at time.Time) {
+	st := &ds.st
 	open := st.Strap == device.StrapOpen
-	e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.Tamper}, signal{
-		active: open, clear: !open, at: at, fix: st.LastFix,
-		msg: message{render: msgTamper, st: st}})
+	if open || ds.conds.any() {
+		e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, kind: alarm.Tamper}, &signal{
+			active: open, clear: !open, at: at, fix: st.LastFix,
+			msg: message{render: msgTamper, st: st}})
+	}
 	if st.BatteryPct != nil {
 		pct := *st.BatteryPct
 		// Charging ends a low battery as surely as a charged one does.
 		charging := st.Charging != nil && *st.Charging
-		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.BatteryLow}, signal{
-			active: pct <= e.cfg.BatteryLowPct && !charging, clear: pct >= e.cfg.BatteryRestorePct || charging, at: at, fix: st.LastFix,
-			msg: message{render: msgBattery, st: st, n: pct}})
+		if low := pct <= e.cfg.BatteryLowPct && !charging; low || ds.conds.any() {
+			e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, kind: alarm.BatteryLow}, &signal{
+				active: low, clear: pct >= e.cfg.BatteryRestorePct || charging, at: at, fix: st.LastFix,
+				msg: message{render: msgBattery, st: st, n: pct}})
+		}
 	}
-}
-
-func describe(st *device.State) string {
-	return fmt.Sprintf("%s %s", st.Role, st.Device)
 }
 
 // certainty grades a signed distance (negative = on the wrong side) given the fix's accuracy radius.
@@ -477,11 +602,10 @@ func (e *Evaluator) deep(wrongSide, acc float64) bool {
 // confirmed reports whether the device's previous fix was on the wrong side too (wrong tells). A single
 // shallow fix inside a zone may be a multipath outlier, which reports a good accuracy and a wrong
 // position: a zone breach is raised on it only when it is deep, and otherwise one report later.
-func (e *Evaluator) confirmed(dev string, f *device.Fix, wrong func(device.Fix) bool) bool {
-	t := e.tracks[dev]
-	for i := len(t) - 1; i >= 0; i-- {
-		if t[i].Time.Before(f.Time) {
-			return wrong(t[i])
+func (e *Evaluator) confirmed(t *track, f *device.Fix, wrong func(device.Fix) bool) bool {
+	for i := t.len() - 1; i >= 0; i-- {
+		if old := t.at(i); old.Time.Before(f.Time) {
+			return wrong(*old)
 		}
 	}
 	return false
@@ -505,23 +629,25 @@ func (c *compiledOrder) lead(cfg Config) time.Duration {
 // approachRef is the fix the closing speed is measured against: the most recent one at least
 // ApproachMinSpan older than cur and within ApproachWindow, so a turn away shows at once. ok is false
 // without enough track.
-func (e *Evaluator) approachRef(track []device.Fix, cur *device.Fix) (ref device.Fix, span float64, ok bool) {
+func (e *Evaluator) approachRef(t *track, cur *device.Fix) (ref *device.Fix, span float64, ok bool) {
 	from := cur.Time.Add(-e.cfg.ApproachWindow)
-	for i := len(track) - 1; i >= 0; i-- {
-		old := track[i]
+	for i := t.len() - 1; i >= 0; i-- {
+		old := t.at(i)
 		if old.Time.Before(from) {
-			return device.Fix{}, 0, false
+			return nil, 0, false
 		}
 		if d := cur.Time.Sub(old.Time); d >= e.cfg.ApproachMinSpan {
 			return old, d.Seconds(), true
 		}
 	}
-	return device.Fix{}, 0, false
+	return nil, 0, false
 }
 
 // approach raises an approach alarm while the offender would reach the target within the order's lead
 // time at the closing speed seen on the track; ok is false when there is no usable closing speed.
-func (e *Evaluator) approach(c *compiledOrder, st *device.State, subject string, at time.Time, d float64, closing float64, ok bool, what string) {
+// what and id name the target for the message: "exclusion zone " and the zone, "protected person " and
+// the device.
+func (e *Evaluator) approach(c *compiledOrder, ds *devState, subject string, at time.Time, d float64, closing float64, ok bool, what, id string) {
 	lead := c.lead(e.cfg).Seconds()
 	active, clear := false, true
 	var eta float64
@@ -530,27 +656,37 @@ func (e *Evaluator) approach(c *compiledOrder, st *device.State, subject string,
 		active = eta <= lead
 		clear = eta > lead*1.25
 	}
+	if !active && !ds.conds.any() {
+		return
+	}
+	st := &ds.st
 	// Once inside, the approach is over at once: the breach has taken over.
-	e.condition(condKey{order: c.order.ID, device: st.Device, subject: subject, kind: alarm.Approach}, signal{
+	e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, subject: subject, kind: alarm.Approach}, &signal{
 		active: active, clear: clear, hyst: d > 0, spec: alarmSpec{zone: subject}, at: at, fix: st.LastFix,
 		dist: d, hasDist: true, eta: eta, closingMps: closing, hasETA: true,
-		msg: message{render: msgApproach, dev: st.Device, what: what, a: d, b: closing, c: eta, n: b2i(active)}})
+		msg: message{render: msgApproach, dev: st.Device, x: what, what: id, a: d, b: closing, c: eta, n: b2i(active)}})
 }
 
-// evaluateZones checks the offender's latest fix against the order's zones.
-func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Time) {
+// evaluateZones checks the offender's latest fix against the order's zones: against those it may be near
+// or has an open alarm for (candidates); the others would find every condition inactive and no alarm to
+// update.
+func (e *Evaluator) evaluateZones(c *compiledOrder, ds *devState, at time.Time) {
+	st := &ds.st
 	f := st.LastFix
-	p := c.proj.Forward(geo.LatLon{Lat: f.Lat, Lon: f.Lon})
-	late := e.lateness(f, at)
-	// The closing speed compares each zone's distance now with its distance at one earlier fix: project
-	// that fix once for all zones.
-	ref, span, hasRef := e.approachRef(e.tracks[st.Device], f)
-	var refXY geo.XY
-	if hasRef {
-		refXY = c.proj.Forward(geo.LatLon{Lat: ref.Lat, Lon: ref.Lon})
+	fll := geo.LatLon{Lat: f.Lat, Lon: f.Lon}
+	// The closing speed compares each zone's distance now with its distance at one earlier fix.
+	ref, span, hasRef := e.approachRef(&ds.track, f)
+	cands := e.candidates(c, ds, fll, e.reach(c, fll, ref, span, hasRef))
+	if len(cands) == 0 {
+		return
 	}
+	p := c.proj.Forward(fll)
+	late := e.lateness(f, at)
+	// Project the reference fix once for all zones, when one needs it.
+	var refXY geo.XY
+	refDone := false
 	margin := e.cfg.HysteresisM
-	for i := range c.zones {
+	for _, i := range cands {
 		z := &c.zones[i]
 		applies := z.zone.Schedule.Applies(at)
 		d := z.shape.SignedDistance(p)
@@ -561,13 +697,13 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 		switch z.zone.Kind {
 		case order.Exclusion:
 			deep := e.deep(d, f.AccuracyM)
-			conf := applies && d <= 0 && e.confirmed(st.Device, f, func(old device.Fix) bool { return distAt(old) <= 0 })
-			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Breach}, signal{
+			conf := applies && d <= 0 && e.confirmed(&ds.track, f, func(old device.Fix) bool { return distAt(old) <= 0 })
+			e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Breach}, &signal{
 				active: applies && d <= 0 && (deep || conf || e.cfg.EnterFixes <= 1), clear: !applies || d > margin, hyst: applies, spec: spec, at: at, fix: f, dist: d, hasDist: true,
 				certainty: e.certainty(d, f.AccuracyM), deep: deep, confirmed: conf, late: late,
 				msg: message{render: msgBreach, dev: st.Device, what: z.zone.ID, a: d}})
 			if z.zone.WarningM > 0 {
-				e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Warning}, signal{
+				e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Warning}, &signal{
 					active: applies && d <= z.zone.WarningM, clear: !applies || d > z.zone.WarningM+margin, hyst: applies,
 					spec: spec, at: at, fix: f, dist: d, hasDist: true, certainty: e.certainty(d-z.zone.WarningM, f.AccuracyM), late: late,
 					msg: message{render: msgZoneWarning, dev: st.Device, what: z.zone.ID, a: d}})
@@ -575,16 +711,19 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, st *device.State, at time.Ti
 			if applies && d > 0 && d <= c.lead(e.cfg).Seconds()*maxSpeed {
 				var closing float64
 				if hasRef {
+					if !refDone {
+						refXY, refDone = c.proj.Forward(geo.LatLon{Lat: ref.Lat, Lon: ref.Lon}), true
+					}
 					closing = (z.shape.SignedDistance(refXY) - d) / span
 				}
-				e.approach(c, st, z.zone.ID, at, d, closing, hasRef, "exclusion zone "+z.zone.ID)
+				e.approach(c, ds, z.zone.ID, at, d, closing, hasRef, "exclusion zone ", z.zone.ID)
 			} else {
-				e.approach(c, st, z.zone.ID, at, d, 0, false, "exclusion zone "+z.zone.ID)
+				e.approach(c, ds, z.zone.ID, at, d, 0, false, "exclusion zone ", z.zone.ID)
 			}
 		case order.Inclusion:
 			deep := e.deep(-d, f.AccuracyM)
-			conf := applies && d > 0 && e.confirmed(st.Device, f, func(old device.Fix) bool { return distAt(old) > 0 })
-			e.condition(condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.InclusionBreach}, signal{
+			conf := applies && d > 0 && e.confirmed(&ds.track, f, func(old device.Fix) bool { return distAt(old) > 0 })
+			e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.InclusionBreach}, &signal{
 				active: applies && d > 0 && (deep || conf || e.cfg.EnterFixes <= 1), clear: !applies || d < -margin, hyst: applies, spec: spec, at: at, fix: f, dist: d, hasDist: true,
 				certainty: e.certainty(-d, f.AccuracyM), deep: deep, confirmed: conf, late: late,
 				msg: message{render: msgInclusion, dev: st.Device, what: z.zone.ID, a: d}})
@@ -597,9 +736,15 @@ const maxSpeed = 40.0
 
 // lateBreaches evaluates a fix older than the device's latest one: it cannot change where the offender
 // is now, but a breach it shows is raised as a late alarm, already restored, for the evidence.
-func (e *Evaluator) lateBreaches(c *compiledOrder, st *device.State, f device.Fix, at time.Time) {
-	p := c.proj.Forward(geo.LatLon{Lat: f.Lat, Lon: f.Lon})
-	for i := range c.zones {
+func (e *Evaluator) lateBreaches(c *compiledOrder, ds *devState, f device.Fix, at time.Time) {
+	st := &ds.st
+	fll := geo.LatLon{Lat: f.Lat, Lon: f.Lon}
+	cands := e.candidates(c, ds, fll, 0) // only a fix inside (m = 0) raises one
+	if len(cands) == 0 {
+		return
+	}
+	p := c.proj.Forward(fll)
+	for _, i := range cands {
 		z := &c.zones[i]
 		if z.zone.Kind != order.Exclusion || !z.zone.Schedule.Applies(f.Time) {
 			continue
@@ -620,57 +765,94 @@ func (e *Evaluator) lateBreaches(c *compiledOrder, st *device.State, f device.Fi
 }
 
 // evaluateDynamic checks the distance between the offender and every protected person of the order.
+// Where the offender has no open alarm about a person and cheap bounds of the geodesic show that no
+// condition can hold (far beyond the warning distance, and no closing speed the track allows reaches
+// the radius within the lead time), the exact geodesic is not needed: every condition would be inactive
+// with no alarm to update.
 func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
 	dz := c.order.DynamicZone
 	if dz == nil {
 		return
 	}
 	off := e.devices[c.order.Offender.Device]
-	if off == nil || off.LastFix == nil {
+	if off == nil || off.st.LastFix == nil {
 		return
 	}
 	margin := e.cfg.HysteresisM
-	offLL := geo.LatLon{Lat: off.LastFix.Lat, Lon: off.LastFix.Lon}
-	late := e.lateness(off.LastFix, at)
+	offFix := off.st.LastFix
+	offLL := geo.LatLon{Lat: offFix.Lat, Lon: offFix.Lon}
+	late := e.lateness(offFix, at)
+	lead := c.lead(e.cfg).Seconds()
 	for _, p := range c.order.Protected {
 		pst := e.devices[p.Device]
-		if pst == nil || pst.LastFix == nil {
+		if pst == nil || pst.st.LastFix == nil {
 			continue
 		}
 		subject := c.dynSubject(p.Device)
 		spec := alarmSpec{zone: subject}
 		// A protected unit's old fix is not trusted: it raises no_fix on ticks instead.
-		fresh := absDur(off.LastFix.Time.Sub(pst.LastFix.Time)) <= e.cfg.ProtectedFixMaxAge
-		pLL := geo.LatLon{Lat: pst.LastFix.Lat, Lon: pst.LastFix.Lon}
+		fresh := absDur(offFix.Time.Sub(pst.st.LastFix.Time)) <= e.cfg.ProtectedFixMaxAge
+		pLL := geo.LatLon{Lat: pst.st.LastFix.Lat, Lon: pst.st.LastFix.Lon}
+		if !e.slow && !off.conds.about(subject) && (!fresh || e.dynamicQuiet(off, offLL, pLL, dz, lead)) {
+			continue
+		}
 		d := geo.Distance(offLL, pLL)
-		acc := off.LastFix.AccuracyM + pst.LastFix.AccuracyM
+		acc := offFix.AccuracyM + pst.st.LastFix.AccuracyM
 		// Next to a person nobody waits for a second report: the dynamic breach is raised on the first fix,
 		// probable until confirmed.
 		deep := e.deep(d-dz.RadiusM, acc)
-		conf := fresh && d <= dz.RadiusM && e.confirmed(off.Device, off.LastFix, func(old device.Fix) bool {
+		conf := fresh && d <= dz.RadiusM && e.confirmed(&off.track, offFix, func(old device.Fix) bool {
 			return geo.Distance(geo.LatLon{Lat: old.Lat, Lon: old.Lon}, pLL) <= dz.RadiusM
 		})
-		e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.DynamicBreach}, signal{
+		e.condition(off.conds, condKey{order: c.order.ID, device: off.st.Device, subject: subject, kind: alarm.DynamicBreach}, &signal{
 			active: fresh && d <= dz.RadiusM, clear: !fresh || d > dz.RadiusM+margin, hyst: true, spec: spec, at: at,
-			fix: off.LastFix, dist: d, hasDist: true, certainty: e.certainty(d-dz.RadiusM, acc), deep: deep, confirmed: conf, late: late,
-			msg: message{render: msgDynamicBreach, dev: off.Device, what: p.Device, a: d, b: dz.RadiusM}})
+			fix: offFix, dist: d, hasDist: true, certainty: e.certainty(d-dz.RadiusM, acc), deep: deep, confirmed: conf, late: late,
+			msg: message{render: msgDynamicBreach, dev: off.st.Device, what: p.Device, a: d, b: dz.RadiusM}})
 		if dz.WarningM > 0 {
-			e.condition(condKey{order: c.order.ID, device: off.Device, subject: subject, kind: alarm.Warning}, signal{
+			e.condition(off.conds, condKey{order: c.order.ID, device: off.st.Device, subject: subject, kind: alarm.Warning}, &signal{
 				active: fresh && d <= dz.WarningM, clear: !fresh || d > dz.WarningM+margin, hyst: true, spec: spec, at: at,
-				fix: off.LastFix, dist: d, hasDist: true, certainty: e.certainty(d-dz.WarningM, acc), late: late,
-				msg: message{render: msgDynamicWarning, dev: off.Device, what: p.Device, a: d, b: dz.WarningM}})
+				fix: offFix, dist: d, hasDist: true, certainty: e.certainty(d-dz.WarningM, acc), late: late,
+				msg: message{render: msgDynamicWarning, dev: off.st.Device, what: p.Device, a: d, b: dz.WarningM}})
 		}
-		if fresh && d > dz.RadiusM && d-dz.RadiusM <= c.lead(e.cfg).Seconds()*maxSpeed {
+		if fresh && d > dz.RadiusM && d-dz.RadiusM <= lead*maxSpeed {
 			var closing float64
-			ref, span, ok := e.approachRef(e.tracks[off.Device], off.LastFix)
+			ref, span, ok := e.approachRef(&off.track, offFix)
 			if ok {
 				closing = (geo.Distance(geo.LatLon{Lat: ref.Lat, Lon: ref.Lon}, pLL) - d) / span
 			}
-			e.approach(c, off, subject, at, d-dz.RadiusM, closing, ok, "protected person "+p.Device)
+			e.approach(c, off, subject, at, d-dz.RadiusM, closing, ok, "protected person ", p.Device)
 		} else {
-			e.approach(c, off, subject, at, d-dz.RadiusM, 0, false, "protected person "+p.Device)
+			e.approach(c, off, subject, at, d-dz.RadiusM, 0, false, "protected person ", p.Device)
 		}
 	}
+}
+
+// dynamicQuiet reports whether, with the protected person fresh, the bounds prove every dynamic-zone
+// condition inactive: the geodesic d between the two is at least lo; a breach or warning needs d within
+// the radius or the warning distance, an approach needs d - radius ≤ lead × closing speed, and the
+// closing speed (how much nearer to the person the offender came since the reference fix, over the
+// span) is at most the geodesic between the reference fix and the current one (triangle inequality)
+// over the span.
+func (e *Evaluator) dynamicQuiet(off *devState, offLL, pLL geo.LatLon, dz *order.DynamicZone, lead float64) bool {
+	lo, _ := geo.DistanceBounds(offLL, pLL)
+	lo = lo*(1-1e-9) - boundSlack
+	if !(lo > dz.RadiusM && lo > dz.WarningM) {
+		return false
+	}
+	gap := lo - dz.RadiusM // at most d - radius
+	if gap > lead*maxSpeed {
+		return true // beyond where an approach is looked for
+	}
+	ref, span, ok := e.approachRef(&off.track, off.st.LastFix)
+	if !ok {
+		return true // no closing speed
+	}
+	if !(e.cfg.ApproachMinSpeed > 0) {
+		return false
+	}
+	_, moved := geo.DistanceBounds(geo.LatLon{Lat: ref.Lat, Lon: ref.Lon}, offLL)
+	v := moved * (1 + 1e-9) / span
+	return v < e.cfg.ApproachMinSpeed || gap > lead*v
 }
 
 func absDur(d time.Duration) time.Duration {
@@ -706,7 +888,7 @@ func (e *Evaluator) Tick(in Tick) {
 			continue
 		}
 		if c.scheduled && c.order.InForce(now) {
-			if off := e.devices[c.order.Offender.Device]; off != nil && off.LastFix != nil {
+			if off := e.devices[c.order.Offender.Device]; off != nil && off.st.LastFix != nil {
 				e.evaluateZones(c, off, now)
 			}
 		}
@@ -715,19 +897,19 @@ func (e *Evaluator) Tick(in Tick) {
 	cutoff := now.Add(-e.cfg.FixWindow)
 	fx := e.effects()
 	for _, d := range e.deviceIDs {
-		st := e.devices[d]
-		c := e.orders[st.OrderID]
+		ds := e.devices[d]
+		c := ds.compiled()
 		if c.order.InForce(now) {
-			e.silence(c, st, now)
+			e.silence(c, ds, now)
 		}
-		t := e.tracks[d]
+		t := &ds.track
 		n := 0
-		for n < len(t) && t[n].Time.Before(cutoff) {
-			fx.FixesDeleted = append(fx.FixesDeleted, StoredFix{d, t[n]})
+		for n < t.len() && t.at(n).Time.Before(cutoff) {
+			fx.FixesDeleted = append(fx.FixesDeleted, StoredFix{d, *t.at(n)})
 			n++
 		}
 		if n > 0 {
-			e.tracks[d] = slices.Delete(t, 0, n)
+			t.dropFront(n)
 		}
 	}
 }
@@ -749,6 +931,8 @@ func (e *Evaluator) escalate(now time.Time) {
 		if level <= a.Escalation {
 			continue
 		}
+		e.uncountEscalation(a.Escalation)
+		e.countEscalation(level)
 		a.Escalation = level
 		if a.Severity.Rank() < alarm.Critical.Rank() {
 			a.Severity = [...]alarm.Severity{alarm.Info, alarm.Minor, alarm.Major, alarm.Critical}[a.Severity.Rank()]
@@ -761,13 +945,14 @@ func (e *Evaluator) escalate(now time.Time) {
 // silence raises no_signal for a device that stopped reporting, and no_fix for one that reports without
 // a usable position: a protected unit whose fix is too old to check the dynamic zone, or any device
 // without a fix for NoFixAfter.
-func (e *Evaluator) silence(c *compiledOrder, st *device.State, now time.Time) {
+func (e *Evaluator) silence(c *compiledOrder, ds *devState, now time.Time) {
+	st := &ds.st
 	since := st.LastSeen
 	if since.IsZero() || since.Before(c.order.ValidFrom) {
 		since = laterOf(st.BoundAt, c.order.ValidFrom)
 	}
 	if now.Sub(since) >= e.cfg.NoSignalAfter {
-		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoSignal}, signal{active: true, at: now, fix: st.LastFix,
+		e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, kind: alarm.NoSignal}, &signal{active: true, at: now, fix: st.LastFix,
 			msg: message{render: msgNoSignal, st: st, dur: now.Sub(since)}})
 		return
 	}
@@ -780,7 +965,7 @@ func (e *Evaluator) silence(c *compiledOrder, st *device.State, now time.Time) {
 		fixAt = st.LastFix.Time
 	}
 	if now.Sub(fixAt) >= limit {
-		e.condition(condKey{order: c.order.ID, device: st.Device, kind: alarm.NoFix}, signal{active: true, at: now, fix: st.LastFix,
+		e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, kind: alarm.NoFix}, &signal{active: true, at: now, fix: st.LastFix,
 			msg: message{render: msgNoFix, st: st, dur: now.Sub(fixAt), n: b2i(c.order.DynamicZone != nil)}})
 	}
 }
@@ -806,7 +991,7 @@ func (e *Evaluator) PluginState(in PluginState) {
 	if in.Up {
 		msg.n = 1
 	}
-	e.condition(condKey{subject: subject, kind: alarm.MonitoringFault}, signal{
+	e.condition(e.conds("", ""), condKey{subject: subject, kind: alarm.MonitoringFault}, &signal{
 		active: !in.Up, clear: in.Up, spec: alarmSpec{subject: subject}, at: in.At, msg: msg})
 }
 
@@ -855,9 +1040,9 @@ func (e *Evaluator) Resolve(in ResolveAlarm) (*alarm.Alarm, error) {
 	}
 	e.advance(in.At)
 	e.transition(a, alarm.Resolved, alarm.EventResolved, in.At, in.By, in.Reason)
-	for k, id := range e.open {
-		if id == a.ID {
-			delete(e.open, k) // the key is unique per open alarm; order of this scan cannot matter
+	if owner, _ := ownerOf(a); e.open[owner] == nil || !e.open[owner].remove(a.ID) {
+		for _, set := range e.open {
+			set.remove(a.ID) // the id is unique; the order of this scan cannot matter
 		}
 	}
 	out := cloneAlarm(a)
@@ -917,23 +1102,22 @@ func (s *signal) distance() *float64 {
 // condition reconciles a condition with its open alarm: raise when it starts, update while it lasts,
 // restore when it has clearly ended (with hysteresis where the signal asks for it). Only the start, a
 // return, a rise in certainty and the end are transitions; other updates refresh the position.
-func (e *Evaluator) condition(k condKey, s signal) {
-	id, isOpen := e.open[k]
-	if !isOpen {
+func (e *Evaluator) condition(set *condSet, k condKey, s *signal) {
+	a := set.find(k.kind, k.subject)
+	if a == nil {
 		if !s.active {
 			return
 		}
-		a := e.newAlarm(k, &s.spec, s.at, s.msg.String())
+		a = e.newAlarm(k, &s.spec, s.at, s.msg.String())
 		if s.certainty == alarm.Certain && !s.deep && !s.confirmed {
 			// One fix can be a multipath outlier that reports a good accuracy: the next fix confirms.
 			s.certainty = alarm.Probable
 		}
 		e.apply(a, s)
-		e.open[k] = a.ID
+		set.put(k.kind, k.subject, a)
 		e.transition(a, alarm.Raised, alarm.EventRaised, s.at, "evaluator", "")
 		return
 	}
-	a := e.alarms[id]
 	switch {
 	case s.active && !a.Active:
 		a.Active, a.ExitStreak, a.Message = true, 0, s.msg.String()
@@ -948,7 +1132,8 @@ func (e *Evaluator) condition(k condKey, s signal) {
 		upgrade := isBreach(a.Kind) && a.Certainty == alarm.Probable && s.certainty == alarm.Certain
 		moved := s.fix != nil && (a.Position == nil || !s.fix.Time.Equal(a.Position.Time))
 		if moved || upgrade || a.ExitStreak != 0 {
-			a.ExitStreak, a.Message = 0, s.msg.String()
+			a.ExitStreak = 0
+			e.setMessage(a, &s.msg)
 			e.apply(a, s)
 			e.effects().dirtyAlarms[a.ID] = struct{}{}
 		}
@@ -1027,7 +1212,7 @@ func (e *Evaluator) countBreaches(orderID string, at time.Time, add bool) int {
 }
 
 // apply copies a signal's details onto its alarm.
-func (e *Evaluator) apply(a *alarm.Alarm, s signal) {
+func (e *Evaluator) apply(a *alarm.Alarm, s *signal) {
 	// Certainty only rises while an alarm lasts: a noisy fix must not make a certain breach doubtful.
 	if a.Certainty == "" || s.certainty == alarm.Certain {
 		a.Certainty = s.certainty
@@ -1047,9 +1232,11 @@ func (e *Evaluator) apply(a *alarm.Alarm, s signal) {
 		// The track leading up to the alarm is evidence too.
 		var before []device.Fix
 		from := s.fix.Time.Add(-e.cfg.EvidenceBefore)
-		for _, f := range e.tracks[a.Device] {
-			if !f.Time.Before(from) && f.Time.Before(s.fix.Time) {
-				before = append(before, f)
+		if t := e.trackOf(a.Device); t != nil {
+			for i := 0; i < t.len(); i++ {
+				if f := t.at(i); !f.Time.Before(from) && f.Time.Before(s.fix.Time) {
+					before = append(before, *f)
+				}
 			}
 		}
 		if n := len(before) + len(a.Evidence); n > e.cfg.EvidenceMax {
@@ -1067,11 +1254,17 @@ func (e *Evaluator) setPosition(a *alarm.Alarm, f *device.Fix, dist *float64) {
 	if f == nil {
 		return
 	}
+	// In place: reads and transitions copy the alarm's position and distance.
 	p := *f
-	a.Position = &p
+	if a.Position == nil {
+		a.Position = new(device.Fix)
+	}
+	*a.Position = p
 	if dist != nil {
-		d := math.Round(*dist*10) / 10
-		a.DistanceM = &d
+		if a.DistanceM == nil {
+			a.DistanceM = new(float64)
+		}
+		*a.DistanceM = math.Round(*dist*10) / 10
 	}
 	if n := len(a.Evidence); n == 0 || !a.Evidence[n-1].Time.Equal(p.Time) {
 		a.Evidence = append(a.Evidence, p)
@@ -1100,18 +1293,14 @@ func (e *Evaluator) transition(a *alarm.Alarm, to alarm.State, ev alarm.Event, a
 	switch {
 	case isActivePolice && !wasActivePolice:
 		e.activePolice++
-		e.waiting = insertSorted(e.waiting, a.ID)
+		e.wait(a)
 	case wasActivePolice && !isActivePolice:
 		e.activePolice--
-		e.waiting = removeSorted(e.waiting, a.ID)
+		e.unwait(a)
 	}
 	fx := e.effects()
 	fx.dirtyAlarms[a.ID] = struct{}{}
-	esc := 0
-	for _, id := range e.waiting {
-		esc = max(esc, e.alarms[id].Escalation)
-	}
-	fx.Changes = append(fx.Changes, alarm.Change{Alarm: summary(a), Transition: t, ActivePolice: e.activePolice, PoliceEscalation: esc, SirenAlarms: e.siren})
+	fx.Changes = append(fx.Changes, alarm.Change{Alarm: summary(a), Transition: t, ActivePolice: e.activePolice, PoliceEscalation: e.policeEscalation(), SirenAlarms: e.siren})
 	e.commandsFor(a, ev, at)
 }
 
@@ -1208,11 +1397,11 @@ func (e *Evaluator) Orders() []order.Order {
 
 // Device returns a copy of a bound device's state.
 func (e *Evaluator) Device(id string) (device.State, bool) {
-	st, ok := e.devices[id]
+	ds, ok := e.devices[id]
 	if !ok {
 		return device.State{}, false
 	}
-	return cloneState(st), true
+	return cloneState(&ds.st), true
 }
 
 // cloneState copies a device state deeply: the evaluator changes its fix in place.
@@ -1229,13 +1418,18 @@ func cloneState(st *device.State) device.State {
 func (e *Evaluator) Devices() []device.State {
 	out := make([]device.State, 0, len(e.deviceIDs))
 	for _, id := range e.deviceIDs {
-		out = append(out, cloneState(e.devices[id]))
+		out = append(out, cloneState(&e.devices[id].st))
 	}
 	return out
 }
 
 // Track returns the fixes kept for a device, in fix-time order.
-func (e *Evaluator) Track(id string) []device.Fix { return slices.Clone(e.tracks[id]) }
+func (e *Evaluator) Track(id string) []device.Fix {
+	if t := e.trackOf(id); t != nil {
+		return t.slice()
+	}
+	return nil
+}
 
 // Alarm returns a copy of an alarm.
 func (e *Evaluator) Alarm(id string) (alarm.Alarm, bool) {
@@ -1280,7 +1474,7 @@ func (e *Evaluator) LoadOrder(o order.Order) error {
 	if err != nil {
 		return fmt.Errorf("%w: order %s: %v", ErrCorrupt, o.ID, err)
 	}
-	e.orders[o.ID] = c
+	e.setOrder(c)
 	e.orderIDs = insertSorted(e.orderIDs, o.ID)
 	return nil
 }
@@ -1290,17 +1484,27 @@ func (e *Evaluator) LoadDevice(st device.State) error {
 	if _, ok := e.orders[st.OrderID]; !ok {
 		return fmt.Errorf("%w: device %s is bound to unknown order %q", ErrCorrupt, st.Device, st.OrderID)
 	}
-	s := st
-	e.devices[st.Device] = &s
-	e.deviceIDs = insertSorted(e.deviceIDs, st.Device)
+	if ds, ok := e.devices[st.Device]; ok {
+		// Loaded again: replace the state, keep the track.
+		ds.st, ds.order, ds.conds = st, e.orders[st.OrderID], e.conds(st.OrderID, st.Device)
+		if st.LastFix != nil {
+			ds.lastFix = *st.LastFix
+			ds.st.LastFix = &ds.lastFix
+		}
+		return nil
+	}
+	e.bind(st)
 	return nil
 }
 
 // LoadFix adds a kept fix read from the store.
 func (e *Evaluator) LoadFix(d string, f device.Fix) {
-	t := e.tracks[d]
-	i := sort.Search(len(t), func(i int) bool { return t[i].Time.After(f.Time) })
-	e.tracks[d] = slices.Insert(t, i, f)
+	t := e.trackOf(d)
+	if t == nil {
+		t = &track{}
+		e.loose[d] = t
+	}
+	t.insert(t.firstAfter(&f), f)
 }
 
 // Area returns the zone an alarm is about, for hooks: the zone's geometry, or for a dynamic zone a circle
@@ -1311,11 +1515,11 @@ func (e *Evaluator) Area(a *alarm.Alarm) (*alarm.Area, bool) {
 		return nil, false
 	}
 	if dev, dynamic := strings.CutPrefix(a.ZoneID, "dynamic:"); dynamic {
-		st, ok := e.devices[dev]
-		if !ok || st.LastFix == nil || c.order.DynamicZone == nil {
+		ds, ok := e.devices[dev]
+		if !ok || ds.st.LastFix == nil || c.order.DynamicZone == nil {
 			return nil, false
 		}
-		coords, _ := json.Marshal([]float64{st.LastFix.Lon, st.LastFix.Lat})
+		coords, _ := json.Marshal([]float64{ds.st.LastFix.Lon, ds.st.LastFix.Lat})
 		return &alarm.Area{Type: "Point", Coordinates: coords, RadiusM: c.order.DynamicZone.RadiusM}, true
 	}
 	for i := range c.order.Zones {
@@ -1337,19 +1541,58 @@ func (e *Evaluator) LoadAlarm(a alarm.Alarm) {
 	c := cloneAlarm(&a)
 	e.alarms[a.ID] = &c
 	if c.Open() {
-		k := condKey{order: c.OrderID, device: c.Device, kind: c.Kind, subject: c.ZoneID}
-		if c.Kind == alarm.MonitoringFault {
-			k = condKey{subject: c.Subject, kind: c.Kind}
-		}
-		e.open[k] = c.ID
+		owner, subject := ownerOf(&c)
+		e.conds(owner.order, owner.device).put(c.Kind, subject, &c)
 	}
 	if c.Class == alarm.Police && c.State == alarm.Raised {
 		e.activePolice++
-		e.waiting = insertSorted(e.waiting, c.ID)
+		e.wait(&c)
 	}
 	if sounds(c.Class, c.Kind) && c.State == alarm.Raised {
 		e.siren++
 	}
+}
+
+// wait adds a raised police alarm to those waiting for acknowledgement.
+func (e *Evaluator) wait(a *alarm.Alarm) {
+	n := len(e.waiting)
+	e.waiting = insertSorted(e.waiting, a.ID)
+	if len(e.waiting) > n {
+		e.countEscalation(a.Escalation)
+	}
+}
+
+func (e *Evaluator) unwait(a *alarm.Alarm) {
+	n := len(e.waiting)
+	e.waiting = removeSorted(e.waiting, a.ID)
+	if len(e.waiting) < n {
+		e.uncountEscalation(a.Escalation)
+	}
+}
+
+// escalated counts the waiting alarms per escalation level (a handful of levels), so that the highest
+// is known without reading every waiting alarm on every transition.
+func (e *Evaluator) countEscalation(level int) {
+	if e.escalated == nil {
+		e.escalated = map[int]int{}
+	}
+	e.escalated[level]++
+}
+
+func (e *Evaluator) uncountEscalation(level int) {
+	if e.escalated[level]--; e.escalated[level] <= 0 {
+		delete(e.escalated, level)
+	}
+}
+
+// policeEscalation is the highest escalation of the police alarms waiting for acknowledgement (0 when
+// none waits).
+func (e *Evaluator) policeEscalation() int {
+	esc := 0
+	for l := range e.escalated { // a maximum: the order of the scan cannot matter
+		esc = max(esc, l)
+	}
+	return esc
 }
 
 func insertSorted(s []string, v string) []string {
@@ -1370,90 +1613,6 @@ func removeSorted(s []string, v string) []string {
 
 // Config returns the evaluator's configuration.
 func (e *Evaluator) Config() Config { return e.cfg }
-
-// message is an alarm's text, rendered only when an alarm is raised, updated or restored: a static
-// render function and its values, so that evaluating a fix that changes nothing allocates nothing.
-type message struct {
-	render  func(m message) string
-	st      *device.State
-	dev     string
-	what    string
-	x, y    string
-	a, b, c float64
-	n       int
-	dur     time.Duration
-}
-
-func (m message) String() string {
-	if m.render == nil {
-		return ""
-	}
-	return m.render(m)
-}
-
-func msgTamper(m message) string  { return describe(m.st) + ": strap or case opened" }
-func msgBattery(m message) string { return fmt.Sprintf("%s: battery at %d %%", describe(m.st), m.n) }
-
-// msgApproach: a distance, b closing speed, c ETA; n = 1 while approaching.
-func msgApproach(m message) string {
-	switch {
-	case m.a <= 0:
-		return fmt.Sprintf("offender %s has reached %s", m.dev, m.what)
-	case m.n == 0:
-		return fmt.Sprintf("offender %s is no longer approaching %s (%s away)", m.dev, m.what, metres(m.a))
-	}
-	return fmt.Sprintf("offender %s is approaching %s: %s away, closing at %.1f m/s, about %s",
-		m.dev, m.what, metres(m.a), m.b, (time.Duration(m.c) * time.Second).Round(time.Second))
-}
-
-func msgBreach(m message) string {
-	return fmt.Sprintf("offender %s is %s inside exclusion zone %s", m.dev, metres(-m.a), m.what)
-}
-
-func msgZoneWarning(m message) string {
-	return fmt.Sprintf("offender %s is %s from exclusion zone %s", m.dev, metres(m.a), m.what)
-}
-
-func msgInclusion(m message) string {
-	return fmt.Sprintf("offender %s is %s outside zone %s where they must stay", m.dev, metres(m.a), m.what)
-}
-
-func msgDynamicBreach(m message) string {
-	return fmt.Sprintf("offender %s is %s from protected person %s (limit %s)", m.dev, metres(m.a), m.what, metres(m.b))
-}
-
-func msgDynamicWarning(m message) string {
-	return fmt.Sprintf("offender %s is %s from protected person %s (warning at %s)", m.dev, metres(m.a), m.what, metres(m.b))
-}
-
-func msgNoSignal(m message) string {
-	return fmt.Sprintf("%s: no report for %s", describe(m.st), m.dur.Truncate(time.Second))
-}
-
-// msgNoFix: n = 1 when the order has a dynamic zone.
-func msgNoFix(m message) string {
-	s := fmt.Sprintf("%s: no position for %s", describe(m.st), m.dur.Truncate(time.Second))
-	if m.st.Role == device.Protected && m.n == 1 {
-		s += "; the dynamic zone cannot be checked"
-	}
-	return s
-}
-
-// msgDelivery: dev the hook, x the node, y the reason; n = 1 when it delivers again.
-func msgDelivery(m message) string {
-	if m.n == 1 {
-		return fmt.Sprintf("hook %s on %s delivers again", m.dev, m.x)
-	}
-	return fmt.Sprintf("hook %s on %s cannot deliver: %s", m.dev, m.x, m.y)
-}
-
-// msgPlugin: dev the plugin, what its kind, x the node, y the reason; n = 1 when it is back.
-func msgPlugin(m message) string {
-	if m.n == 1 {
-		return fmt.Sprintf("%s plugin %s on %s is running again", m.what, m.dev, m.x)
-	}
-	return fmt.Sprintf("%s plugin %s on %s is down: %s", m.what, m.dev, m.x, m.y)
-}
 
 // sounds says which raised alarms sound the operations room's siren: every police alarm, and every
 // monitoring fault, because Skjold going blind needs someone as surely as a breach does.

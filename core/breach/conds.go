@@ -1,0 +1,96 @@
+package breach
+
+import "github.com/skjold-alarm/skjold/core/alarm"
+
+// condKey identifies the condition an open alarm stands for; at most one open alarm per key.
+type condKey struct {
+	order, device, subject string
+	kind                   alarm.Kind
+}
+
+// condOwner is the part of a condKey that a device's conditions share: its order and itself. Monitoring
+// faults belong to the empty owner.
+type condOwner struct{ order, device string }
+
+// openCond is one open alarm in a condSet.
+type openCond struct {
+	kind    alarm.Kind
+	subject string
+	a       *alarm.Alarm
+}
+
+// condSet holds the open alarms of one owner, in the order they were opened. A device has a handful at
+// most and usually none, so a bound device keeps a pointer to its set and a fix that changes nothing
+// looks at one empty slice instead of hashing four strings per condition.
+type condSet struct{ open []openCond }
+
+// any reports whether the owner has an open alarm.
+func (s *condSet) any() bool { return len(s.open) > 0 }
+
+// about reports whether the owner has an open alarm about subject (of any kind).
+func (s *condSet) about(subject string) bool {
+	for i := range s.open {
+		if s.open[i].subject == subject {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *condSet) find(kind alarm.Kind, subject string) *alarm.Alarm {
+	for i := range s.open {
+		if c := &s.open[i]; c.kind == kind && c.subject == subject {
+			return c.a
+		}
+	}
+	return nil
+}
+
+// put indexes a as the open alarm of (kind, subject), replacing any other.
+func (s *condSet) put(kind alarm.Kind, subject string, a *alarm.Alarm) {
+	for i := range s.open {
+		if c := &s.open[i]; c.kind == kind && c.subject == subject {
+			c.a = a
+			return
+		}
+	}
+	s.open = append(s.open, openCond{kind: kind, subject: subject, a: a})
+}
+
+// remove drops every entry for the alarm with this id and reports whether there was one.
+func (s *condSet) remove(id string) bool {
+	n := 0
+	for _, c := range s.open {
+		if c.a.ID != id {
+			s.open[n] = c
+			n++
+		}
+	}
+	clear(s.open[n:])
+	found := n < len(s.open)
+	s.open = s.open[:n]
+	return found
+}
+
+// conds returns the set of an owner, creating it. Sets are never dropped, so a pointer kept by a device
+// stays valid.
+func (e *Evaluator) conds(order, device string) *condSet {
+	k := condOwner{order, device}
+	s := e.open[k]
+	if s == nil {
+		s = &condSet{}
+		e.open[k] = s
+	}
+	return s
+}
+
+// condsOf returns the set a condition key belongs to.
+func (e *Evaluator) condsOf(k condKey) *condSet { return e.conds(k.order, k.device) }
+
+// ownerOf returns the owner and subject under which an open alarm is indexed: what its condKey was.
+func ownerOf(a *alarm.Alarm) (condOwner, string) {
+	if a.Kind == alarm.MonitoringFault {
+		return condOwner{}, a.Subject
+	}
+	return condOwner{a.OrderID, a.Device}, a.ZoneID
+}

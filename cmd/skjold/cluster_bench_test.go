@@ -37,7 +37,7 @@ func probeObservation(dev string, at time.Time) string {
 }
 
 func probeOrder(i int) string {
-	return strings.Replace(strings.Replace(stormOrder(i), "ord-storm-", "ord-probe-", 1), `"tag-`, `"probe-`, 1)
+	return strings.NewReplacer("ord-storm-", "ord-probe-", `"tag-`, `"probe-`, `"unit-`, `"probe-unit-`).Replace(stormOrder(i))
 }
 
 func createOrders(b testing.TB, c *testCluster, n int, body func(int) string) {

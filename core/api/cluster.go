@@ -79,17 +79,27 @@ type JoinRequest struct {
 	Addr string `json:"addr"`
 }
 
-func (s *Server) joinMember(w http.ResponseWriter, r *http.Request) {
+// clusterRequest decodes a cluster request's body into req (an empty body leaves it zero when
+// emptyOK); on failure it has answered the request.
+func (s *Server) clusterRequest(w http.ResponseWriter, r *http.Request, req any, emptyOK bool) (ClusterBackend, bool) {
 	cb, ok := s.clusterBackend(w)
 	if !ok {
-		return
+		return nil, false
 	}
 	data, ok := readBody(w, r)
 	if !ok {
-		return
+		return nil, false
 	}
+	if len(data) == 0 && emptyOK {
+		return cb, true
+	}
+	return cb, decodeStrict(w, data, req)
+}
+
+func (s *Server) joinMember(w http.ResponseWriter, r *http.Request) {
 	var req JoinRequest
-	if !decodeStrict(w, data, &req) {
+	cb, ok := s.clusterRequest(w, r, &req, false)
+	if !ok {
 		return
 	}
 	if req.ID == "" {
@@ -132,16 +142,9 @@ type LeadershipRequest struct {
 }
 
 func (s *Server) transferLeadership(w http.ResponseWriter, r *http.Request) {
-	cb, ok := s.clusterBackend(w)
-	if !ok {
-		return
-	}
-	data, ok := readBody(w, r)
-	if !ok {
-		return
-	}
 	var req LeadershipRequest
-	if len(data) > 0 && !decodeStrict(w, data, &req) {
+	cb, ok := s.clusterRequest(w, r, &req, true)
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), clusterTimeout)

@@ -53,8 +53,10 @@ func TestClusterRoutes(t *testing.T) {
 
 	var joined, removed, transferred []string
 	node := &clusterNode{
-		bkNode:  newBkNode(t),
-		members: func() ([]Member, error) { return []Member{{ID: "n1", Addr: "127.0.0.1:8471", Voter: true, Leader: true}}, nil },
+		bkNode: newBkNode(t),
+		members: func() ([]Member, error) {
+			return []Member{{ID: "n1", Addr: "127.0.0.1:8471", Voter: true, Leader: true}}, nil
+		},
 		join: func(id, addr string) error {
 			joined = append(joined, id+"@"+addr)
 			return nil

@@ -3,6 +3,7 @@ package breach
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/skjold-alarm/skjold/core/geo"
 	"github.com/skjold-alarm/skjold/core/order"
@@ -12,20 +13,46 @@ import (
 // of their enclosing discs, so that a fix far from every zone costs a few comparisons and a fix near one
 // costs one projection and one distance per zone it is near (see DESIGN.md).
 type compiledOrder struct {
-	order     *order.Order
+	// What every fix reads comes first, and the order itself is part of the same allocation: a fix far
+	// from every zone then reads a few adjacent cache lines of its order and nothing else.
+
+	// next is the order that replaced this one (an id loaded again): devices that hold this one follow it.
+	next *compiledOrder
+	// When the order is in force (order.InForce, from copies kept in step by endOrder).
+	active   bool
+	hasUntil bool
+	from     time.Time
+	until    time.Time
+	dz       *order.DynamicZone
+	region  region
+	maxWarn float64 // the largest warning_m of an exclusion zone
+	// discs of the zones not always evaluated, in zone order (scanned when there is no index).
+	discs   []zoneDisc
+	discBuf [4]zoneDisc
+	always  []int32 // zones every fix is evaluated against (see compiledZone.always)
+	order   *order.Order
+	ord     order.Order // what order points to
+
 	proj      *geo.Projection
 	zones     []compiledZone
 	scheduled bool              // some zone has a schedule: re-evaluate on ticks as windows open and close
 	dynamic   map[string]string // protected device → the dynamic zone's subject, "dynamic:<device>"
-	// next is the order that replaced this one (LoadOrder of an id already loaded): devices that hold
-	// this one follow it.
-	next *compiledOrder
+	index     *zoneIndex        // over the discs, for orders with many zones; nil: scan them
+	zoneIdx   map[string]int32  // zone id → index in zones
+}
 
-	region  region
-	maxWarn float64          // the largest warning_m of an exclusion zone
-	always  []int32          // zones every fix is evaluated against (see compiledZone.always)
-	index   *zoneIndex       // over the discs of the other zones, for orders with many; nil: scan them
-	zoneIdx map[string]int32 // zone id → index in zones
+// zoneDisc is a disc of zone number zone.
+type zoneDisc struct {
+	disc
+	zone int32
+}
+
+// inForce is order.InForce on the copies in c.
+func (c *compiledOrder) inForce(t time.Time) bool {
+	if !c.active || t.Before(c.from) {
+		return false
+	}
+	return !c.hasUntil || t.Before(c.until)
 }
 
 func (c *compiledOrder) dynSubject(dev string) string {
@@ -46,8 +73,15 @@ type compiledZone struct {
 	always bool
 }
 
-// compile projects an order's zones. The order must have passed Validate.
-func compile(o *order.Order) (*compiledOrder, error) {
+// compile projects an order's zones. The order must have passed Validate; the compiled order holds a copy.
+func compile(in *order.Order) (*compiledOrder, error) {
+	c := &compiledOrder{ord: *in, dynamic: map[string]string{}, zoneIdx: map[string]int32{}}
+	c.order = &c.ord
+	o := c.order
+	c.active, c.from, c.dz = o.State == order.Active, o.ValidFrom, o.DynamicZone
+	if o.ValidUntil != nil {
+		c.hasUntil, c.until = true, *o.ValidUntil
+	}
 	var pts []geo.LatLon
 	coords := make([]any, len(o.Zones)) // decoded once: []float64, [][][]float64 or [][][][]float64
 	for i := range o.Zones {
@@ -62,7 +96,7 @@ func compile(o *order.Order) (*compiledOrder, error) {
 	if len(pts) > 0 {
 		origin = geo.BoundsCenter(pts)
 	}
-	c := &compiledOrder{order: o, proj: geo.NewProjection(origin), dynamic: map[string]string{}, zoneIdx: map[string]int32{}}
+	c.proj = geo.NewProjection(origin)
 	c.region = newRegion(c.proj, origin)
 	for _, p := range o.Protected {
 		c.dynamic[p.Device] = "dynamic:" + p.Device

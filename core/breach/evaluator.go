@@ -4,6 +4,7 @@
 package breach
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,6 +124,12 @@ type effectBufs struct {
 	commands                                         []device.Command
 	orders, devices, devicesDeleted, alarms, repeats []string
 	fixesAdded, fixesDeleted                         []StoredFix
+	devKeys                                          []devKey
+}
+
+type devKey struct {
+	key [2]uint64
+	ds  *devState
 }
 
 // reset empties fx for a new batch, keeping its storage.
@@ -152,13 +159,23 @@ func (fx *Effects) finish() {
 	b.devicesDeleted = sortedKeys(b.devicesDeleted, fx.deletedDevices)
 	b.alarms = sortedKeys(b.alarms, fx.dirtyAlarms)
 	b.repeats = sortedKeys(b.repeats, fx.dirtyRepeats)
-	b.devices = b.devices[:0]
-	for _, ds := range fx.dirtyDevices {
-		if ds.dirty == fx.epoch {
-			b.devices = append(b.devices, ds.st.Device)
+	// Sorted by device id: by the ids' first 16 bytes as two integers, copied next to each other, and
+	// the ids themselves only on a tie.
+	keys := b.devKeys[:0]
+	for _, d := range fx.dirtyDevices {
+		if d.dirty == fx.epoch {
+			keys = append(keys, devKey{d.key, d})
 		}
 	}
-	slices.Sort(b.devices)
+	slices.SortFunc(keys, func(a, b devKey) int {
+		return cmp.Or(cmp.Compare(a.key[0], b.key[0]), cmp.Compare(a.key[1], b.key[1]), strings.Compare(a.ds.st.Device, b.ds.st.Device))
+	})
+	b.devices = b.devices[:0]
+	for _, k := range keys {
+		b.devices = append(b.devices, k.ds.st.Device)
+	}
+	clear(keys)
+	b.devKeys = keys[:0]
 	// Keep the storage; expose nil for nothing, as a fresh Effects has.
 	b.changes, b.commands, b.fixesAdded, b.fixesDeleted = fx.Changes, fx.Commands, fx.FixesAdded, fx.FixesDeleted
 	fx.Changes, fx.Commands = orNil(fx.Changes), orNil(fx.Commands)
@@ -172,6 +189,30 @@ func orNil[T any](s []T) []T {
 		return nil
 	}
 	return s
+}
+
+// timeKey is an observation's fix time as an instant (seconds, nanoseconds) and its place in the batch.
+type timeKey struct {
+	sec  int64
+	nsec int32
+	i    int32
+}
+
+// sortByTime orders idx by the observations' fix times, ties in batch order: what a stable sort by
+// Time.Before gives, compared on integers.
+func (e *Evaluator) sortByTime(obs []device.Observation, idx []int32) []int32 {
+	keys := e.timeKeys[:0]
+	for i := range obs {
+		keys = append(keys, timeKey{obs[i].Time.Unix(), int32(obs[i].Time.Nanosecond()), int32(i)})
+	}
+	slices.SortFunc(keys, func(a, b timeKey) int {
+		return cmp.Or(cmp.Compare(a.sec, b.sec), cmp.Compare(a.nsec, b.nsec), cmp.Compare(a.i, b.i))
+	})
+	for k := range keys {
+		idx[k] = keys[k].i
+	}
+	e.timeKeys = keys[:0]
+	return idx
 }
 
 // markDirty records that a device's state must be written.
@@ -208,7 +249,17 @@ type devState struct {
 	order   *compiledOrder // the order st.OrderID names (follow next when it was replaced)
 	conds   *condSet       // open alarms of (st.OrderID, st.Device)
 	track   track
-	dirty   uint64 // the epoch of the batch that last marked it changed
+	dirty   uint64    // the epoch of the batch that last marked it changed
+	key     [2]uint64 // the device id's first 16 bytes, big-endian, zero-padded: its sort order but for ties
+}
+
+// sortKey returns the first 16 bytes of id as two big-endian integers, zero-padded. Comparing keys orders
+// ids as comparing the strings does, except that equal keys need the strings compared.
+func sortKey(id string) (k [2]uint64) {
+	for i := 0; i < 16 && i < len(id); i++ {
+		k[i/8] |= uint64(id[i]) << (56 - 8*(i%8))
+	}
+	return k
 }
 
 // compiled returns the device's order.
@@ -245,9 +296,12 @@ type Evaluator struct {
 	// Reused between calls; nothing in them outlives one.
 	spare  Effects
 	epoch  uint64
-	cands  []int32
-	order  []int32
-	msgBuf []byte
+	cands    []int32
+	order    []int32
+	timeKeys []timeKey
+	batch   []*devState
+	touched uint64
+	msgBuf  []byte
 }
 
 // New returns an empty evaluator.
@@ -397,6 +451,7 @@ func (e *Evaluator) EndOrder(in EndOrder) (*order.Order, error) {
 func (e *Evaluator) endOrder(c *compiledOrder, at time.Time, by, reason string) {
 	t := at
 	c.order.State = order.Ended
+	c.active = false
 	c.order.EndedAt, c.order.EndedBy, c.order.EndReason = &t, by, reason
 	c.order.Version++
 	c.order.UpdatedAt, c.order.UpdatedBy = at, by
@@ -424,7 +479,7 @@ func (e *Evaluator) unbind(d string) {
 // bind adds a device state and indexes it. A track loaded for the device before it was bound becomes its
 // track.
 func (e *Evaluator) bind(st device.State) *devState {
-	ds := &devState{st: st, order: e.orders[st.OrderID], conds: e.conds(st.OrderID, st.Device)}
+	ds := &devState{st: st, order: e.orders[st.OrderID], conds: e.conds(st.OrderID, st.Device), key: sortKey(st.Device)}
 	if st.LastFix != nil {
 		ds.lastFix = *st.LastFix
 		ds.st.LastFix = &ds.lastFix
@@ -470,21 +525,40 @@ func (e *Evaluator) Observe(in Observations) (accepted, dropped int) {
 	}
 	for i := 1; i < len(obs); i++ {
 		if obs[i].Time.Before(obs[i-1].Time) {
-			slices.SortStableFunc(idx, func(a, b int32) int { return obs[a].Time.Compare(obs[b].Time) })
+			idx = e.sortByTime(obs, idx)
 			break
 		}
 	}
 	e.order = idx[:0]
+	// Look every device up first, and read the first line of its state and of its order: independent
+	// loads the processor overlaps, where the evaluation below would wait for each in turn.
+	dss := e.batch[:0]
+	var touch uint64
 	for _, i := range idx {
-		o := &obs[i]
-		ds, ok := e.devices[o.Device]
-		if !ok {
+		ds := e.devices[obs[i].Device]
+		dss = append(dss, ds)
+		if ds != nil {
+			touch += ds.dirty + uint64(ds.track.n)
+		}
+	}
+	for _, ds := range dss {
+		if ds != nil {
+			c := ds.order
+			touch += uint64(len(c.discs) + len(c.ord.State))
+		}
+	}
+	e.touched = touch
+	for k, i := range idx {
+		o, ds := &obs[i], dss[k]
+		if ds == nil {
 			dropped++
 			continue
 		}
 		accepted++
 		e.observe(ds, o, in.At)
 	}
+	clear(dss)
+	e.batch = dss[:0]
 	fx.Accepted += accepted
 	fx.Dropped += dropped
 	return accepted, dropped
@@ -501,7 +575,7 @@ func (e *Evaluator) observe(ds *devState, o *device.Observation, at time.Time) {
 		st.Driver, st.Node = o.Driver, o.Node
 	}
 	c := ds.compiled()
-	inForce := c.order.InForce(at)
+	inForce := c.inForce(at)
 	// A condition that is not active and has no open alarm changes nothing: skip it when the device has
 	// no open alarm at all.
 	if inForce && ds.conds.any() {
@@ -611,6 +685,18 @@ func (e *Evaluator) confirmed(t *track, f *device.Fix, wrong func(device.Fix) bo
 	return false
 }
 
+// needConfirm reports whether a breach condition's confirmation (from the previous fix, which costs a
+// projection and a distance) can matter: for whether the condition holds, unless the fix is deep or one
+// fix is enough; and for the certainty of a breach being raised or returning, unless its alarm is open
+// and active, when condition reads neither.
+func (e *Evaluator) needConfirm(ds *devState, kind alarm.Kind, subject string, deep bool) bool {
+	if !deep && e.cfg.EnterFixes > 1 {
+		return true
+	}
+	a := ds.conds.find(kind, subject)
+	return a == nil || !a.Active
+}
+
 // lateness is how long after it was taken a fix was reported, when that is long enough to matter.
 func (e *Evaluator) lateness(f *device.Fix, at time.Time) time.Duration {
 	if d := at.Sub(f.Time); d > e.cfg.LateAfter {
@@ -697,7 +783,8 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, ds *devState, at time.Time) 
 		switch z.zone.Kind {
 		case order.Exclusion:
 			deep := e.deep(d, f.AccuracyM)
-			conf := applies && d <= 0 && e.confirmed(&ds.track, f, func(old device.Fix) bool { return distAt(old) <= 0 })
+			conf := applies && d <= 0 && e.needConfirm(ds, alarm.Breach, z.zone.ID, deep) &&
+				e.confirmed(&ds.track, f, func(old device.Fix) bool { return distAt(old) <= 0 })
 			e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.Breach}, &signal{
 				active: applies && d <= 0 && (deep || conf || e.cfg.EnterFixes <= 1), clear: !applies || d > margin, hyst: applies, spec: spec, at: at, fix: f, dist: d, hasDist: true,
 				certainty: e.certainty(d, f.AccuracyM), deep: deep, confirmed: conf, late: late,
@@ -722,7 +809,8 @@ func (e *Evaluator) evaluateZones(c *compiledOrder, ds *devState, at time.Time) 
 			}
 		case order.Inclusion:
 			deep := e.deep(-d, f.AccuracyM)
-			conf := applies && d > 0 && e.confirmed(&ds.track, f, func(old device.Fix) bool { return distAt(old) > 0 })
+			conf := applies && d > 0 && e.needConfirm(ds, alarm.InclusionBreach, z.zone.ID, deep) &&
+				e.confirmed(&ds.track, f, func(old device.Fix) bool { return distAt(old) > 0 })
 			e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, subject: z.zone.ID, kind: alarm.InclusionBreach}, &signal{
 				active: applies && d > 0 && (deep || conf || e.cfg.EnterFixes <= 1), clear: !applies || d < -margin, hyst: applies, spec: spec, at: at, fix: f, dist: d, hasDist: true,
 				certainty: e.certainty(-d, f.AccuracyM), deep: deep, confirmed: conf, late: late,
@@ -770,7 +858,7 @@ func (e *Evaluator) lateBreaches(c *compiledOrder, ds *devState, f device.Fix, a
 // the radius within the lead time), the exact geodesic is not needed: every condition would be inactive
 // with no alarm to update.
 func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
-	dz := c.order.DynamicZone
+	dz := c.dz
 	if dz == nil {
 		return
 	}
@@ -801,7 +889,7 @@ func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
 		// Next to a person nobody waits for a second report: the dynamic breach is raised on the first fix,
 		// probable until confirmed.
 		deep := e.deep(d-dz.RadiusM, acc)
-		conf := fresh && d <= dz.RadiusM && e.confirmed(&off.track, offFix, func(old device.Fix) bool {
+		conf := fresh && d <= dz.RadiusM && e.needConfirm(off, alarm.DynamicBreach, subject, deep) && e.confirmed(&off.track, offFix, func(old device.Fix) bool {
 			return geo.Distance(geo.LatLon{Lat: old.Lat, Lon: old.Lon}, pLL) <= dz.RadiusM
 		})
 		e.condition(off.conds, condKey{order: c.order.ID, device: off.st.Device, subject: subject, kind: alarm.DynamicBreach}, &signal{
@@ -887,7 +975,7 @@ func (e *Evaluator) Tick(in Tick) {
 			e.endOrder(c, now, "tick", "validity ended")
 			continue
 		}
-		if c.scheduled && c.order.InForce(now) {
+		if c.scheduled && c.inForce(now) {
 			if off := e.devices[c.order.Offender.Device]; off != nil && off.st.LastFix != nil {
 				e.evaluateZones(c, off, now)
 			}
@@ -899,7 +987,7 @@ func (e *Evaluator) Tick(in Tick) {
 	for _, d := range e.deviceIDs {
 		ds := e.devices[d]
 		c := ds.compiled()
-		if c.order.InForce(now) {
+		if c.inForce(now) {
 			e.silence(c, ds, now)
 		}
 		t := &ds.track

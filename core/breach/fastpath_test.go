@@ -1,7 +1,9 @@
 package breach
 
 import (
+	"cmp"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -66,6 +68,19 @@ func TestFastPathsChangeNothingProperty(t *testing.T) {
 			if a, b := dumpState(fast), dumpState(slow); a != b {
 				t.Fatalf("batch at step %d: state differs\nfast %s\nslow %s", i, a, b)
 			}
+		}
+	})
+}
+
+// Comparing sort keys, then the ids on a tie, orders device ids as comparing the ids does.
+func TestSortKeyOrdersAsStringsProperty(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		gen := rapid.StringOfN(rapid.RuneFrom([]rune{0, 1, 'a', 'b', 0xff, 'é'}), 0, 20, -1)
+		a, b := gen.Draw(t, "a"), gen.Draw(t, "b")
+		ka, kb := sortKey(a), sortKey(b)
+		got := cmp.Or(cmp.Compare(ka[0], kb[0]), cmp.Compare(ka[1], kb[1]), strings.Compare(a, b))
+		if want := strings.Compare(a, b); got != want {
+			t.Fatalf("%q vs %q: keys say %d, strings %d", a, b, got, want)
 		}
 	})
 }

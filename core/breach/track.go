@@ -12,7 +12,7 @@ type track struct {
 	used bool // a fix was ever kept: reads return an empty track rather than none
 }
 
-const minTrackCap = 8
+const minTrackCap = 16
 
 func (t *track) len() int { return t.n }
 

@@ -132,6 +132,7 @@ func (c *compiledOrder) buildIndex() {
 		zone int32
 	}
 	var entries []entry
+	c.discs = c.discBuf[:0]
 	for i := range c.zones {
 		z := &c.zones[i]
 		c.zoneIdx[z.zone.ID] = int32(i)
@@ -140,6 +141,7 @@ func (c *compiledOrder) buildIndex() {
 			continue
 		}
 		for _, d := range z.discs {
+			c.discs = append(c.discs, zoneDisc{d, int32(i)})
 			lat, lon := c.region.relPos(d.centre)
 			dLat, dLon := d.radius*c.region.latPerM, d.radius*c.region.lonPerM
 			entries = append(entries, entry{zbox{lat - dLat, lat + dLat, lon - dLon, lon + dLon}, int32(i)})
@@ -279,9 +281,9 @@ func (e *Evaluator) candidates(c *compiledOrder, ds *devState, f geo.LatLon, m f
 		}
 		out = out[:k]
 	} else {
-		for i := range c.zones {
-			if !c.zones[i].always && near(int32(i)) {
-				out = append(out, int32(i))
+		for i := range c.discs {
+			if d := &c.discs[i]; c.region.band.Lower(f, d.centre)-d.radius <= m {
+				out = append(out, d.zone)
 			}
 		}
 	}

@@ -72,7 +72,7 @@ func (b *Band) Lower(p, q LatLon) float64 {
 		return 0
 	}
 	x := boundMMin * math.Abs(p.Lat-q.Lat) * degRad
-	y := wgs84A * b.cosLo * math.Abs(angRemainder(p.Lon-q.Lon, 360)) * degRad
+	y := wgs84A * b.cosLo * lonDiff(p.Lon, q.Lon) * degRad
 	return math.Min(math.Sqrt(x*x+y*y), boundCap) * (1 - boundRel)
 }
 
@@ -85,7 +85,7 @@ func (b *Band) Upper(p, q LatLon) float64 {
 		return math.Inf(1)
 	}
 	x := boundRMax * math.Abs(p.Lat-q.Lat) * degRad
-	y := boundRMax * b.cosHi * math.Abs(angRemainder(p.Lon-q.Lon, 360)) * degRad
+	y := boundRMax * b.cosHi * lonDiff(p.Lon, q.Lon) * degRad
 	return math.Sqrt(x*x+y*y) * (1 + boundRel)
 }
 
@@ -106,6 +106,17 @@ func (b *Band) Degrees(m float64) (dLat, dLon float64) {
 		dLon = m / (wgs84A * b.cosLo * degRad) * (1 + 1e-9)
 	}
 	return dLat, dLon
+}
+
+// lonDiff returns the difference of two longitudes in [-180, 180] the
+// shorter way round, in [0, 180]: |angRemainder(a - b, 360)|, exactly
+// (360 - d is exact for d in [180, 360]), without a division.
+func lonDiff(a, b float64) float64 {
+	d := math.Abs(a - b)
+	if d > 180 {
+		d = 360 - d
+	}
+	return d
 }
 
 // DistanceBounds returns lo <= Distance(p, q) <= hi without iterating:

@@ -24,8 +24,8 @@ type compiledOrder struct {
 	from     time.Time
 	until    time.Time
 	dz       *order.DynamicZone
-	region  region
-	maxWarn float64 // the largest warning_m of an exclusion zone
+	region   region
+	maxWarn  float64 // the largest warning_m of an exclusion zone
 	// discs of the zones not always evaluated, in zone order (scanned when there is no index).
 	discs   []zoneDisc
 	discBuf [4]zoneDisc

@@ -294,14 +294,14 @@ type Evaluator struct {
 	slow bool
 
 	// Reused between calls; nothing in them outlives one.
-	spare  Effects
-	epoch  uint64
+	spare    Effects
+	epoch    uint64
 	cands    []int32
 	order    []int32
 	timeKeys []timeKey
-	batch   []*devState
-	touched uint64
-	msgBuf  []byte
+	batch    []*devState
+	touched  uint64
+	msgBuf   []byte
 }
 
 // New returns an empty evaluator.

@@ -24,6 +24,7 @@ type compiledOrder struct {
 	from     time.Time
 	until    time.Time
 	dz       *order.DynamicZone
+	leadS    int // the order's approach_lead_s
 	region   region
 	maxWarn  float64 // the largest warning_m of an exclusion zone
 	// discs of the zones not always evaluated, in zone order (scanned when there is no index).
@@ -78,7 +79,7 @@ func compile(in *order.Order) (*compiledOrder, error) {
 	c := &compiledOrder{ord: *in, dynamic: map[string]string{}, zoneIdx: map[string]int32{}}
 	c.order = &c.ord
 	o := c.order
-	c.active, c.from, c.dz = o.State == order.Active, o.ValidFrom, o.DynamicZone
+	c.active, c.from, c.dz, c.leadS = o.State == order.Active, o.ValidFrom, o.DynamicZone, o.ApproachLeadS
 	if o.ValidUntil != nil {
 		c.hasUntil, c.until = true, *o.ValidUntil
 	}

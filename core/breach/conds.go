@@ -84,8 +84,18 @@ func (e *Evaluator) conds(order, device string) *condSet {
 	return s
 }
 
-// condsOf returns the set a condition key belongs to.
-func (e *Evaluator) condsOf(k condKey) *condSet { return e.conds(k.order, k.device) }
+// condsIn returns the set of an owner; when there is none yet, it makes spare the set (a device's own,
+// next to the rest of its state).
+func (e *Evaluator) condsIn(order, device string, spare *condSet) *condSet {
+	k := condOwner{order, device}
+	s := e.open[k]
+	if s == nil {
+		s = spare
+		e.open[k] = s
+	}
+	return s
+}
+
 
 // ownerOf returns the owner and subject under which an open alarm is indexed: what its condKey was.
 func ownerOf(a *alarm.Alarm) (condOwner, string) {

@@ -168,7 +168,13 @@ func (fx *Effects) finish() {
 		}
 	}
 	slices.SortFunc(keys, func(a, b devKey) int {
-		return cmp.Or(cmp.Compare(a.key[0], b.key[0]), cmp.Compare(a.key[1], b.key[1]), strings.Compare(a.ds.st.Device, b.ds.st.Device))
+		if c := cmp.Compare(a.key[0], b.key[0]); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.key[1], b.key[1]); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ds.st.Device, b.ds.st.Device)
 	})
 	b.devices = b.devices[:0]
 	for _, k := range keys {
@@ -247,7 +253,8 @@ type devState struct {
 	st      device.State // st.LastFix points to lastFix once the device has a fix
 	lastFix device.Fix
 	order   *compiledOrder // the order st.OrderID names (follow next when it was replaced)
-	conds   *condSet       // open alarms of (st.OrderID, st.Device)
+	conds   *condSet       // open alarms of (st.OrderID, st.Device): own, unless the device had a set before
+	own     condSet
 	track   track
 	dirty   uint64    // the epoch of the batch that last marked it changed
 	key     [2]uint64 // the device id's first 16 bytes, big-endian, zero-padded: its sort order but for ties
@@ -479,7 +486,8 @@ func (e *Evaluator) unbind(d string) {
 // bind adds a device state and indexes it. A track loaded for the device before it was bound becomes its
 // track.
 func (e *Evaluator) bind(st device.State) *devState {
-	ds := &devState{st: st, order: e.orders[st.OrderID], conds: e.conds(st.OrderID, st.Device), key: sortKey(st.Device)}
+	ds := &devState{st: st, order: e.orders[st.OrderID], key: sortKey(st.Device)}
+	ds.conds = e.condsIn(st.OrderID, st.Device, &ds.own)
 	if st.LastFix != nil {
 		ds.lastFix = *st.LastFix
 		ds.st.LastFix = &ds.lastFix
@@ -530,8 +538,8 @@ func (e *Evaluator) Observe(in Observations) (accepted, dropped int) {
 		}
 	}
 	e.order = idx[:0]
-	// Look every device up first, and read the first line of its state and of its order: independent
-	// loads the processor overlaps, where the evaluation below would wait for each in turn.
+	// Look every device up first, and read its state, its order's first line and its latest kept fix:
+	// independent loads the processor overlaps, where the evaluation below would wait for each in turn.
 	dss := e.batch[:0]
 	var touch uint64
 	for _, i := range idx {
@@ -543,8 +551,10 @@ func (e *Evaluator) Observe(in Observations) (accepted, dropped int) {
 	}
 	for _, ds := range dss {
 		if ds != nil {
-			c := ds.order
-			touch += uint64(len(c.discs) + len(c.ord.State))
+			touch += uint64(len(ds.order.discs))
+			if n := ds.track.n; n > 0 {
+				touch += uint64(ds.track.at(n - 1).AccuracyM)
+			}
 		}
 	}
 	e.touched = touch
@@ -706,8 +716,8 @@ func (e *Evaluator) lateness(f *device.Fix, at time.Time) time.Duration {
 }
 
 func (c *compiledOrder) lead(cfg Config) time.Duration {
-	if c.order.ApproachLeadS > 0 {
-		return time.Duration(c.order.ApproachLeadS) * time.Second
+	if c.leadS > 0 {
+		return time.Duration(c.leadS) * time.Second
 	}
 	return cfg.ApproachLead
 }

@@ -22,19 +22,36 @@ type openCond struct {
 // condSet holds the open alarms of one owner, in the order they were opened. A device has a handful at
 // most and usually none, so a bound device keeps a pointer to its set and a fix that changes nothing
 // looks at one empty slice instead of hashing four strings per condition.
-type condSet struct{ open []openCond }
+//
+// Only active alarms (Active: the condition holds) matter to a fix whose conditions are all inactive: an
+// inactive signal leaves an inactive open alarm as it is. active counts them.
+type condSet struct {
+	open   []openCond
+	active int
+}
 
-// any reports whether the owner has an open alarm.
-func (s *condSet) any() bool { return len(s.open) > 0 }
+// anyActive reports whether the owner has an open alarm whose condition holds.
+func (s *condSet) anyActive() bool { return s.active > 0 }
 
-// about reports whether the owner has an open alarm about subject (of any kind).
-func (s *condSet) about(subject string) bool {
+// activeAbout reports whether the owner has an open, active alarm about subject (of any kind).
+func (s *condSet) activeAbout(subject string) bool {
+	if s.active == 0 {
+		return false
+	}
 	for i := range s.open {
-		if s.open[i].subject == subject {
+		if c := &s.open[i]; c.subject == subject && c.a.Active {
 			return true
 		}
 	}
 	return false
+}
+
+// setActive sets an indexed alarm's Active, keeping the count.
+func (s *condSet) setActive(a *alarm.Alarm, active bool) {
+	if a.Active != active {
+		s.active += b2i(active) - b2i(a.Active)
+		a.Active = active
+	}
 }
 
 func (s *condSet) find(kind alarm.Kind, subject string) *alarm.Alarm {
@@ -48,8 +65,10 @@ func (s *condSet) find(kind alarm.Kind, subject string) *alarm.Alarm {
 
 // put indexes a as the open alarm of (kind, subject), replacing any other.
 func (s *condSet) put(kind alarm.Kind, subject string, a *alarm.Alarm) {
+	s.active += b2i(a.Active)
 	for i := range s.open {
 		if c := &s.open[i]; c.kind == kind && c.subject == subject {
+			s.active -= b2i(c.a.Active)
 			c.a = a
 			return
 		}
@@ -64,6 +83,8 @@ func (s *condSet) remove(id string) bool {
 		if c.a.ID != id {
 			s.open[n] = c
 			n++
+		} else {
+			s.active -= b2i(c.a.Active)
 		}
 	}
 	clear(s.open[n:])

@@ -588,7 +588,7 @@ func (e *Evaluator) observe(ds *devState, o *device.Observation, at time.Time) {
 	inForce := c.inForce(at)
 	// A condition that is not active and has no open alarm changes nothing: skip it when the device has
 	// no open alarm at all.
-	if inForce && ds.conds.any() {
+	if inForce && ds.conds.anyActive() {
 		e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, kind: alarm.NoSignal}, &signal{clear: true, at: at})
 	}
 	latest := st.LastFix == nil || !o.Time.Before(st.LastFix.Time)
@@ -629,7 +629,7 @@ func (e *Evaluator) observe(ds *devState, o *device.Observation, at time.Time) {
 	if !inForce {
 		return
 	}
-	if ds.conds.any() {
+	if ds.conds.anyActive() {
 		e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, kind: alarm.NoFix}, &signal{clear: true, at: at})
 	}
 	if st.Role == device.Offender {
@@ -652,7 +652,7 @@ func (e *Evaluator) keepFix(ds *devState, f device.Fix) {
 func (e *Evaluator) deviceConditions(c *compiledOrder, ds *devState, at time.Time) {
 	st := &ds.st
 	open := st.Strap == device.StrapOpen
-	if open || ds.conds.any() {
+	if open || ds.conds.anyActive() {
 		e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, kind: alarm.Tamper}, &signal{
 			active: open, clear: !open, at: at, fix: st.LastFix,
 			msg: message{render: msgTamper, st: st}})
@@ -661,7 +661,7 @@ func (e *Evaluator) deviceConditions(c *compiledOrder, ds *devState, at time.Tim
 		pct := *st.BatteryPct
 		// Charging ends a low battery as surely as a charged one does.
 		charging := st.Charging != nil && *st.Charging
-		if low := pct <= e.cfg.BatteryLowPct && !charging; low || ds.conds.any() {
+		if low := pct <= e.cfg.BatteryLowPct && !charging; low || ds.conds.anyActive() {
 			e.condition(ds.conds, condKey{order: c.order.ID, device: st.Device, kind: alarm.BatteryLow}, &signal{
 				active: low, clear: pct >= e.cfg.BatteryRestorePct || charging, at: at, fix: st.LastFix,
 				msg: message{render: msgBattery, st: st, n: pct}})
@@ -752,7 +752,7 @@ func (e *Evaluator) approach(c *compiledOrder, ds *devState, subject string, at 
 		active = eta <= lead
 		clear = eta > lead*1.25
 	}
-	if !active && !ds.conds.any() {
+	if !active && !ds.conds.anyActive() {
 		return
 	}
 	st := &ds.st
@@ -891,7 +891,7 @@ func (e *Evaluator) evaluateDynamic(c *compiledOrder, at time.Time) {
 		// A protected unit's old fix is not trusted: it raises no_fix on ticks instead.
 		fresh := absDur(offFix.Time.Sub(pst.st.LastFix.Time)) <= e.cfg.ProtectedFixMaxAge
 		pLL := geo.LatLon{Lat: pst.st.LastFix.Lat, Lon: pst.st.LastFix.Lon}
-		if !e.slow && !off.conds.about(subject) && (!fresh || e.dynamicQuiet(off, offLL, pLL, dz, lead)) {
+		if !e.slow && !off.conds.activeAbout(subject) && (!fresh || e.dynamicQuiet(off, offLL, pLL, dz, lead)) {
 			continue
 		}
 		d := geo.Distance(offLL, pLL)
@@ -1218,7 +1218,8 @@ func (e *Evaluator) condition(set *condSet, k condKey, s *signal) {
 	}
 	switch {
 	case s.active && !a.Active:
-		a.Active, a.ExitStreak, a.Message = true, 0, s.msg.String()
+		set.setActive(a, true)
+		a.ExitStreak, a.Message = 0, s.msg.String()
 		// A return is judged afresh: one fix is not certain unless it is deep or confirmed.
 		a.Certainty = ""
 		if s.certainty == alarm.Certain && !s.deep && !s.confirmed {
@@ -1244,7 +1245,8 @@ func (e *Evaluator) condition(set *condSet, k condKey, s *signal) {
 			a.ExitStreak++
 		}
 		if !s.hyst || a.ExitStreak >= e.cfg.ExitFixes {
-			a.Active, a.ExitStreak = false, 0
+			set.setActive(a, false)
+			a.ExitStreak = 0
 			e.setPosition(a, s.fix, s.distance())
 			note := s.msg.String()
 			e.transition(a, a.State, alarm.EventRestored, s.at, "evaluator", note)

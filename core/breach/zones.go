@@ -247,7 +247,8 @@ func (e *Evaluator) reach(c *compiledOrder, f geo.LatLon, ref *device.Fix, span 
 
 // candidates returns, in zone order, the zones of c that the offender's fix f must be evaluated
 // against: those it may be within m of (m from reach), those always evaluated, and those with an open
-// alarm of the device. With the fast path off, or f outside the order's region, that is every zone. The
+// alarm of the device whose condition holds (one that does not is left as it is by a fix that cannot
+// make it hold). With the fast path off, or f outside the order's region, that is every zone. The
 // result is valid until the next call.
 func (e *Evaluator) candidates(c *compiledOrder, ds *devState, f geo.LatLon, m float64) []int32 {
 	out := e.cands[:0]
@@ -288,9 +289,11 @@ func (e *Evaluator) candidates(c *compiledOrder, ds *devState, f geo.LatLon, m f
 		}
 	}
 	out = append(out, c.always...)
-	for _, oc := range ds.conds.open {
-		if i, ok := c.zoneIdx[oc.subject]; ok {
-			out = append(out, i)
+	if ds.conds.anyActive() {
+		for _, oc := range ds.conds.open {
+			if i, ok := c.zoneIdx[oc.subject]; ok && oc.a.Active {
+				out = append(out, i)
+			}
 		}
 	}
 	if !slices.IsSorted(out) {

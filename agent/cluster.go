@@ -180,18 +180,32 @@ func (n *Node) refreshPlacement(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	found := map[string][]hookSite{}
-	for _, m := range members {
-		var infos []pluginInfo
+	// Ask every member at once: one that is down costs one timeout, not one each.
+	answers := make([][]pluginInfo, len(members))
+	failed := make([]bool, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
 		if m.ID == n.cfg.NodeID {
 			for _, s := range n.plugins.Status() {
-				infos = append(infos, pluginInfo{Name: s.Name, Kind: string(s.Kind), Up: s.Up})
+				answers[i] = append(answers[i], pluginInfo{Name: s.Name, Kind: string(s.Kind), Up: s.Up})
 			}
-		} else {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
 			b, err := n.raft.Call(cctx, m.Addr, rpcPlugins, nil)
-			cancel()
-			if err != nil || json.Unmarshal(b, &infos) != nil {
+			failed[i] = err != nil || json.Unmarshal(b, &answers[i]) != nil
+		}()
+	}
+	wg.Wait()
+	found := map[string][]hookSite{}
+	for i, m := range members {
+		infos := answers[i]
+		if m.ID != n.cfg.NodeID {
+			if failed[i] {
 				n.placement.mu.Lock()
 				for h, sites := range n.placement.hooks { // keep what we knew of an unreachable node
 					for _, s := range sites {
@@ -320,10 +334,12 @@ func (n *Node) lead() {
 			err := n.raft.Barrier(ctx)
 			cancel()
 			if err == nil {
-				n.refreshPlacement(n.ctx)
+				// Deliver at once through this node's own hooks; those only other nodes run are found
+				// beside it, so an unreachable member does not hold up the first alarm.
 				n.leading.Store(n.raft.IsLeader())
 				n.log.Info("leading", "node", n.cfg.NodeID, "applied", n.machine.AppliedIndex())
 				n.wakeAll()
+				n.goRun(func() { n.refreshPlacement(n.ctx) })
 				break
 			}
 			if !sleepCtx(n.ctx, backoff(attempt, 50*time.Millisecond, time.Second)) {

@@ -35,9 +35,13 @@ type Config struct {
 	QuorumLossAfter time.Duration
 	// QuorumHooks are the local hooks told directly when quorum is lost (the operations room's siren).
 	QuorumHooks []string
-	Evaluator   breach.Config
-	Drivers     []PluginConfig
-	Hooks       []PluginConfig
+	// ElectionTimeout is how long followers wait without hearing from the leader before electing another
+	// (Raft's heartbeat and election timeouts; the leader lease is half of it). It bounds how long alarms
+	// wait when the leader dies.
+	ElectionTimeout time.Duration
+	Evaluator       breach.Config
+	Drivers         []PluginConfig
+	Hooks           []PluginConfig
 	// PluginDir is where plugins without a path are looked for: PluginDir/skjold-<kind>-<name>.
 	PluginDir string
 	// HookFaultAfter is how long a hook may fail to deliver before a monitoring fault is raised.
@@ -107,6 +111,7 @@ type raftBlock struct {
 	Join            []string  `hcl:"join,optional"`
 	QuorumLossAfter string    `hcl:"quorum_loss_after,optional"`
 	QuorumHooks     *[]string `hcl:"quorum_hooks,optional"`
+	ElectionTimeout string    `hcl:"election_timeout,optional"`
 	TLS             *TLSFiles `hcl:"tls,block"`
 }
 
@@ -194,6 +199,7 @@ func DefaultConfig() Config {
 		HookFaultAfter:  time.Minute,
 		QuorumLossAfter: 10 * time.Second,
 		QuorumHooks:     []string{"siren"},
+		ElectionTimeout: 500 * time.Millisecond,
 	}
 }
 
@@ -258,6 +264,13 @@ func ParseConfig(filename string, src []byte, base Config) (Config, error) {
 				return Config{}, fmt.Errorf("config: %s: raft.quorum_loss_after: %q is not a positive duration", filename, q)
 			}
 			c.QuorumLossAfter = d
+		}
+		if e := fc.Raft.ElectionTimeout; e != "" {
+			d, err := time.ParseDuration(e)
+			if err != nil || d < 100*time.Millisecond || d > time.Minute {
+				return Config{}, fmt.Errorf("config: %s: raft.election_timeout: %q is not a duration from 100ms to 1m", filename, e)
+			}
+			c.ElectionTimeout = d
 		}
 		if t := fc.Raft.TLS; t != nil {
 			for _, f := range []struct{ name, v string }{{"ca", t.CA}, {"cert", t.Cert}, {"key", t.Key}} {

@@ -110,6 +110,10 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		Handler:   n.serveRPC,
 		Results:   resultCodec{},
 		Logger:    hclogFor(log, "raft"),
+
+		HeartbeatTimeout:   cfg.ElectionTimeout,
+		ElectionTimeout:    cfg.ElectionTimeout,
+		LeaderLeaseTimeout: cfg.ElectionTimeout / 2,
 	}
 	if cfg.TLS != nil {
 		if ccfg.TLS, err = pki.Load(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key); err != nil {
@@ -459,8 +463,11 @@ func (n *Node) effect(hook string, wake <-chan struct{}, send func(hook string, 
 	for n.ctx.Err() == nil {
 		if !n.isLeading() {
 			done = 0 // the next term starts from the committed cursor
-			if !sleepCtx(n.ctx, 200*time.Millisecond) {
+			select { // woken when this node starts leading
+			case <-n.ctx.Done():
 				return
+			case <-wake:
+			case <-time.After(200 * time.Millisecond):
 			}
 			continue
 		}

@@ -117,7 +117,6 @@ func (e *Evaluator) condsIn(order, device string, spare *condSet) *condSet {
 	return s
 }
 
-
 // ownerOf returns the owner and subject under which an open alarm is indexed: what its condKey was.
 func ownerOf(a *alarm.Alarm) (condOwner, string) {
 	if a.Kind == alarm.MonitoringFault {

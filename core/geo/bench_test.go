@@ -218,3 +218,30 @@ func BenchmarkSignedDistanceCounty(b *testing.B) {
 		{"far", XY{-150000, 200000}},
 	})
 }
+
+// BenchmarkDistanceBounds: the cheap bounds the evaluator decides "certainly
+// far" with, for positions a few kilometres apart.
+func BenchmarkDistanceBounds(b *testing.B) {
+	p, q := LatLon{Lat: 63.43, Lon: 10.39}, LatLon{Lat: 63.46, Lon: 10.45}
+	band := NewBand(63.4, 2)
+	var sink float64
+	b.Run("Band.Lower", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			sink += band.Lower(p, q)
+		}
+	})
+	b.Run("Band.Upper", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			sink += band.Upper(p, q)
+		}
+	})
+	b.Run("DistanceBounds", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			lo, hi := DistanceBounds(p, q)
+			sink += lo + hi
+		}
+	})
+	benchSink = sink
+}
+
+var benchSink float64

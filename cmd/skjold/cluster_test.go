@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -198,4 +199,52 @@ hook "cad-n3" {
 	if code := c.proc(0).call("GET", "/v1/devices/tag-001", "", &d); code != 200 || d.Node != "n3" || d.Driver != "sim" {
 		t.Fatalf("the device should be heard by sim on n3: %d %+v", code, d)
 	}
+}
+
+// TestRestoreAClusterFromABackup loses both nodes of a cluster, restores one from `skjold backup`, and
+// lets the other come back empty and join it: both end with the backup's orders and the same state.
+func TestRestoreAClusterFromABackup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := startCluster(t, 2, nil)
+	for i := range 3 {
+		if !c.post(i, "/v1/orders", stormOrder(i)) {
+			t.Fatalf("order %d not created", i)
+		}
+	}
+	if !c.post(1, "/v1/observations", probeObservation("tag-001", time.Now().UTC())) {
+		t.Fatal("observation not committed")
+	}
+	backup := filepath.Join(t.TempDir(), "skjold.tar.gz")
+	if out, err := c.cli(0, "backup", backup); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	c.kill(0)
+	c.kill(1)
+	for _, n := range c.nodes {
+		if err := os.RemoveAll(filepath.Join(n.dir, "data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n1 := c.nodes[0]
+	out, err := exec.Command(filepath.Join(binDir, "skjold"), "restore", backup,
+		"--data-dir", filepath.Join(n1.dir, "data"), "--node-id", n1.id, "--raft-addr", n1.proxy.addr()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	c.start(0)
+	c.start(1) // empty, with n1 in its join list
+	c.waitMembers(2)
+	for i := range 3 {
+		var o struct{ ID string }
+		if code := c.proc(1).call("GET", fmt.Sprintf("/v1/orders/ord-storm-%03d?consistency=linearizable", i), "", &o); code != 200 {
+			t.Fatalf("order %d on the node that joined the restored one: %d", i, code)
+		}
+	}
+	var a struct{ Alarms []struct{ Device string } }
+	if code := c.proc(1).call("GET", "/v1/alarms?state=all", "", &a); code != 200 || len(a.Alarms) == 0 || a.Alarms[0].Device != "tag-001" {
+		t.Fatalf("the backup's alarm on the joined node: %d %+v", code, a)
+	}
+	c.waitConverged()
 }

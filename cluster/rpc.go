@@ -415,8 +415,7 @@ func (n *Node) clientConn(addr string) (*grpc.ClientConn, error) {
 	cc, err := grpc.NewClient("passthrough:///"+addr,
 		grpc.WithTransportCredentials(muxCreds{n.net}),
 		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "tcp", a)
+			return n.net.dialer.DialContext(ctx, "tcp", a)
 		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),

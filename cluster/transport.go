@@ -37,6 +37,9 @@ type network struct {
 	ln     net.Listener
 	addr   net.Addr // advertised address
 	logger hclog.Logger
+	// dialer dials other nodes from the address the cluster port is bound to, when it is bound to one:
+	// on an appliance with a separate cluster network, cluster traffic leaves through it.
+	dialer net.Dialer
 
 	raftLn *subListener
 	rpcLn  *subListener
@@ -110,6 +113,9 @@ func newNetwork(cfg Config, logger hclog.Logger) (*network, error) {
 		ln:     ln,
 		addr:   advertise,
 		logger: logger,
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP != nil && !a.IP.IsUnspecified() {
+		nw.dialer.LocalAddr = &net.TCPAddr{IP: a.IP}
 	}
 	nw.ctx, nw.cancel = context.WithCancel(context.Background())
 	if cfg.TLS != nil {
@@ -199,8 +205,7 @@ func (nw *network) route(c net.Conn) {
 
 // dial connects to a node's cluster port and selects proto on it.
 func (nw *network) dial(ctx context.Context, addr string, proto byte) (net.Conn, error) {
-	d := net.Dialer{}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := nw.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}

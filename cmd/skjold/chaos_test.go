@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,9 +187,18 @@ func TestChaos(t *testing.T) {
 		l := c.waitLeader()
 		f := (l + 1 + p%2) % len(c.nodes)
 		t.Logf("partition %d: cut %s off", p+1, c.nodes[f].id)
-		c.nodes[f].proxy.setCut(true)
+		c.partition(f, true)
 		s.waitMore(t, 3000)
-		c.nodes[f].proxy.setCut(false)
+		// Cut off both ways: the node cannot even forward a write to the leader.
+		cl := http.Client{Timeout: 3 * time.Second}
+		if resp, err := cl.Post("http://"+c.nodes[f].api+"/v1/observations", "application/json",
+			strings.NewReader(probeObservation("tag-000", time.Now().UTC()))); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				t.Fatalf("%s committed a write while cut off", c.nodes[f].id)
+			}
+		}
+		c.partition(f, false)
 		s.waitMore(t, 1500)
 	}
 	for r := range rolls {

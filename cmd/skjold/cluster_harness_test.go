@@ -97,13 +97,21 @@ func (r *capReceiver) deviceAlerted(dev string) (time.Time, bool) {
 	return at, ok
 }
 
-// tcpProxy forwards one node's cluster port; cut makes it drop every connection and refuse new ones.
+// tcpProxy fronts one node's cluster port. Every node listens on an address of its own (127.0.0.11,
+// .12, ...) and dials from it, so a proxy can tell which node a connection comes from: cutting a node
+// off closes and refuses every connection to it (its own proxy) and from it (the other proxies).
 type tcpProxy struct {
 	l      net.Listener
 	target string
 	mu     sync.Mutex
-	cut    bool
-	conns  map[net.Conn]struct{}
+	cut    bool            // refuse everything
+	deny   map[string]bool // refuse connections from these node addresses
+	conns  map[net.Conn]proxied
+}
+
+type proxied struct {
+	from string   // the dialling node's IP
+	peer net.Conn // the other end of the pipe
 }
 
 func newProxy(t testing.TB, target string) *tcpProxy {
@@ -112,7 +120,7 @@ func newProxy(t testing.TB, target string) *tcpProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &tcpProxy{l: l, target: target, conns: map[net.Conn]struct{}{}}
+	p := &tcpProxy{l: l, target: target, deny: map[string]bool{}, conns: map[net.Conn]proxied{}}
 	go p.serve()
 	t.Cleanup(func() { l.Close(); p.setCut(true) })
 	return p
@@ -120,37 +128,43 @@ func newProxy(t testing.TB, target string) *tcpProxy {
 
 func (p *tcpProxy) addr() string { return p.l.Addr().String() }
 
+func remoteIP(c net.Conn) string {
+	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	return host
+}
+
 func (p *tcpProxy) serve() {
 	for {
 		c, err := p.l.Accept()
 		if err != nil {
 			return
 		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.mu.Unlock()
 		go p.pipe(c)
 	}
 }
 
 func (p *tcpProxy) pipe(c net.Conn) {
+	from := remoteIP(c)
+	p.mu.Lock()
+	refused := p.cut || p.deny[from]
+	p.mu.Unlock()
+	if refused {
+		c.Close()
+		return
+	}
 	u, err := net.Dial("tcp", p.target)
 	if err != nil {
 		c.Close()
 		return
 	}
 	p.mu.Lock()
-	if p.cut {
+	if p.cut || p.deny[from] {
 		p.mu.Unlock()
 		c.Close()
 		u.Close()
 		return
 	}
-	p.conns[c], p.conns[u] = struct{}{}, struct{}{}
+	p.conns[c] = proxied{from: from, peer: u}
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
 	go func() { io.Copy(u, c); done <- struct{}{} }()
@@ -160,25 +174,71 @@ func (p *tcpProxy) pipe(c net.Conn) {
 	u.Close()
 	p.mu.Lock()
 	delete(p.conns, c)
-	delete(p.conns, u)
 	p.mu.Unlock()
 }
 
+// closeLocked closes the proxied connections that match.
+func (p *tcpProxy) closeLocked(match func(proxied) bool) {
+	for c, pc := range p.conns {
+		if match(pc) {
+			c.Close()
+			pc.peer.Close()
+		}
+	}
+}
+
+// setCut cuts every connection to the node, or heals that.
 func (p *tcpProxy) setCut(cut bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = cut
 	if cut {
-		for c := range p.conns {
-			c.Close()
+		p.closeLocked(func(proxied) bool { return true })
+	}
+}
+
+// setDeny cuts the connections from the node at ip, or heals that.
+func (p *tcpProxy) setDeny(ip string, deny bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.deny[ip] = deny
+	if deny {
+		p.closeLocked(func(pc proxied) bool { return pc.from == ip })
+	}
+}
+
+// partition cuts node i off from the others both ways, or heals it. The load (post) leaves a cut-off
+// node alone, as clients that cannot get through would.
+func (c *testCluster) partition(i int, cut bool) {
+	c.mu.Lock()
+	c.nodes[i].cut = cut
+	c.mu.Unlock()
+	ip, _, _ := net.SplitHostPort(c.nodes[i].raft)
+	for j, n := range c.nodes {
+		if j == i {
+			n.proxy.setCut(cut)
+		} else {
+			n.proxy.setDeny(ip, cut)
 		}
 	}
+}
+
+// freeAddrOn is a free port on one loopback address.
+func freeAddrOn(t testing.TB, ip string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // clusterNode is one node of a test cluster.
 type clusterNode struct {
 	id, api, raft, dir, cfg string
 	proxy                   *tcpProxy
+	cut                     bool       // cut off by partition
 	proc                    *agentProc // nil while stopped
 }
 
@@ -200,7 +260,7 @@ func startCluster(t testing.TB, size int, extra clusterExtra) *testCluster {
 	c := &testCluster{t: t, cap: newCAPReceiver(t), tls: filepath.Join(t.TempDir(), "tls")}
 	var specs []string
 	for i := range size {
-		n := &clusterNode{id: fmt.Sprintf("n%d", i+1), api: freeAddr(t), raft: freeAddr(t), dir: t.TempDir()}
+		n := &clusterNode{id: fmt.Sprintf("n%d", i+1), api: freeAddr(t), raft: freeAddrOn(t, fmt.Sprintf("127.0.0.%d", 11+i)), dir: t.TempDir()}
 		n.proxy = newProxy(t, n.raft)
 		c.nodes = append(c.nodes, n)
 		specs = append(specs, "--node", n.id+"=127.0.0.1,localhost")
@@ -410,7 +470,10 @@ func (c *testCluster) post(i int, path, body string) bool {
 	for k := range c.nodes {
 		j := (i + k) % len(c.nodes)
 		n := c.nodes[j]
-		if c.proc(j) == nil {
+		c.mu.Lock()
+		skip := n.proc == nil || n.cut
+		c.mu.Unlock()
+		if skip {
 			continue
 		}
 		resp, err := cl.Post("http://"+n.api+path, "application/json", strings.NewReader(body))

@@ -124,7 +124,7 @@ type effectBufs struct {
 	commands                                         []device.Command
 	orders, devices, devicesDeleted, alarms, repeats []string
 	fixesAdded, fixesDeleted                         []StoredFix
-	devKeys                                          []devKey
+	devKeys, devKeysTmp                              []devKey
 }
 
 type devKey struct {
@@ -167,27 +167,88 @@ func (fx *Effects) finish() {
 			keys = append(keys, devKey{d.key, d})
 		}
 	}
-	slices.SortFunc(keys, func(a, b devKey) int {
-		if c := cmp.Compare(a.key[0], b.key[0]); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.key[1], b.key[1]); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ds.st.Device, b.ds.st.Device)
-	})
+	sorted, spare := sortDevKeys(keys, b.devKeysTmp)
 	b.devices = b.devices[:0]
-	for _, k := range keys {
+	for _, k := range sorted {
 		b.devices = append(b.devices, k.ds.st.Device)
 	}
-	clear(keys)
-	b.devKeys = keys[:0]
+	clear(sorted)
+	clear(spare[:min(len(sorted), cap(spare))])
+	b.devKeys, b.devKeysTmp = sorted[:0], spare[:0]
 	// Keep the storage; expose nil for nothing, as a fresh Effects has.
 	b.changes, b.commands, b.fixesAdded, b.fixesDeleted = fx.Changes, fx.Commands, fx.FixesAdded, fx.FixesDeleted
 	fx.Changes, fx.Commands = orNil(fx.Changes), orNil(fx.Commands)
 	fx.FixesAdded, fx.FixesDeleted = orNil(fx.FixesAdded), orNil(fx.FixesDeleted)
 	fx.Orders, fx.Devices, fx.DevicesDeleted = orNil(b.orders), orNil(b.devices), orNil(b.devicesDeleted)
 	fx.Alarms, fx.Repeats = orNil(b.alarms), orNil(b.repeats)
+}
+
+// devKeyLess orders device keys as their ids compare.
+func devKeyLess(a, b *devKey) bool {
+	if a.key[0] != b.key[0] {
+		return a.key[0] < b.key[0]
+	}
+	if a.key[1] != b.key[1] {
+		return a.key[1] < b.key[1]
+	}
+	return a.ds.st.Device < b.ds.st.Device
+}
+
+// sortDevKeys sorts keys by device id and returns them sorted (in keys or in tmp, whose storage it
+// returns for reuse). A batch's devices are many and their ids share a prefix, so it is a radix sort,
+// least significant byte first, over only the bytes of the 16-byte keys that differ between them; ids
+// with equal keys (longer than 16 bytes, alike in their first 16) are then ordered by the ids themselves.
+// The result is the order of the ids, whatever the input order: ids are distinct.
+func sortDevKeys(keys, tmp []devKey) (sorted, spare []devKey) {
+	if len(keys) <= 32 {
+		for i := 1; i < len(keys); i++ {
+			for j := i; j > 0 && devKeyLess(&keys[j], &keys[j-1]); j-- {
+				keys[j], keys[j-1] = keys[j-1], keys[j]
+			}
+		}
+		return keys, tmp
+	}
+	var diff [2]uint64
+	for i := range keys {
+		diff[0] |= keys[i].key[0] ^ keys[0].key[0]
+		diff[1] |= keys[i].key[1] ^ keys[0].key[1]
+	}
+	tmp = slices.Grow(tmp[:0], len(keys))[:len(keys)]
+	src, dst := keys, tmp
+	for b := 15; b >= 0; b-- {
+		w, shift := b/8, uint(56-8*(b%8))
+		if (diff[w]>>shift)&0xff == 0 {
+			continue
+		}
+		var count [257]int
+		for i := range src {
+			count[1+(src[i].key[w]>>shift)&0xff]++
+		}
+		for d := 1; d < len(count); d++ {
+			count[d] += count[d-1]
+		}
+		for i := range src {
+			d := (src[i].key[w] >> shift) & 0xff
+			dst[count[d]] = src[i]
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	// Equal keys: order by the ids.
+	for i := 0; i < len(src); {
+		j := i + 1
+		for j < len(src) && src[j].key == src[i].key {
+			j++
+		}
+		if run := src[i:j]; len(run) > 1 {
+			slices.SortFunc(run, func(a, b devKey) int { return strings.Compare(a.ds.st.Device, b.ds.st.Device) })
+		}
+		i = j
+	}
+	if &src[0] == &keys[0] {
+		return keys, tmp
+	}
+	return src, keys
 }
 
 func orNil[T any](s []T) []T {
@@ -542,18 +603,29 @@ func (e *Evaluator) Observe(in Observations) (accepted, dropped int) {
 	// independent loads the processor overlaps, where the evaluation below would wait for each in turn.
 	dss := e.batch[:0]
 	var touch uint64
+	// A devState spans six cache lines and a compiled order twelve: touch each line a fix reads (the
+	// state's, its latest fix's, the order's header, region, discs, zones and id), not only the first.
 	for _, i := range idx {
 		ds := e.devices[obs[i].Device]
 		dss = append(dss, ds)
 		if ds != nil {
-			touch += ds.dirty + uint64(ds.track.n)
+			touch += ds.dirty + uint64(ds.track.n) + uint64(len(ds.st.Device)) + uint64(ds.st.LastSeen.Nanosecond()) +
+				uint64(len(ds.st.Strap)) + uint64(ds.lastFix.AccuracyM) + uint64(ds.own.active)
 		}
 	}
 	for _, ds := range dss {
 		if ds != nil {
-			touch += uint64(len(ds.order.discs))
+			c := ds.order
+			touch += uint64(len(c.discs)) + uint64(c.leadS) + uint64(c.region.lon0) + uint64(len(c.always)) +
+				uint64(len(c.ord.ID)) + uint64(len(c.zones)) + uint64(b2i(c.active))
+			if len(c.discs) > 1 {
+				touch += uint64(c.discs[1].radius)
+			}
 			if n := ds.track.n; n > 0 {
 				touch += uint64(ds.track.at(n - 1).AccuracyM)
+				if n > 1 {
+					touch += uint64(ds.track.at(n - 2).AccuracyM)
+				}
 			}
 		}
 	}

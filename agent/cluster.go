@@ -476,13 +476,6 @@ func (n *Node) Join(ctx context.Context, id, addr string) error {
 
 // Remove takes a server out of the cluster.
 func (n *Node) Remove(ctx context.Context, id string) error {
-	ms, err := n.raft.Members()
-	if err != nil {
-		return err
-	}
-	if !slices.ContainsFunc(ms, func(m cluster.Member) bool { return m.ID == id }) {
-		return fmt.Errorf("%w: %s is not a member", api.ErrInvalid, id)
-	}
 	return clusterErr(n.raft.Remove(ctx, id))
 }
 

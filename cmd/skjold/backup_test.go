@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,38 +20,6 @@ import (
 func bkCLI(args ...string) (string, error) {
 	out, err := exec.Command(filepath.Join(binDir, "skjold"), args...).CombinedOutput()
 	return string(out), err
-}
-
-// bkGetJSON is a GET that reports a node that does not answer (yet) instead of failing the test.
-func bkGetJSON(url string, out any) (int, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
-}
-
-// bkLaunchAgent starts `skjold agent` like startAgent, without waiting for a leader.
-func bkLaunchAgent(t *testing.T, configPath, apiAddr string) *agentProc {
-	t.Helper()
-	p := &agentProc{t: t, base: "http://" + apiAddr, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(filepath.Join(binDir, "skjold"), "agent", "--config", configPath)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("agent stderr:\n%s", p.stderr.String())
-		}
-	})
-	return p
 }
 
 func bkStopAgent(t *testing.T, p *agentProc) {
@@ -205,10 +172,10 @@ func TestBackupRestoreKeepsOrdersAlarmsAndStateHash(t *testing.T) {
 			t.Fatalf("skjold restore: %v\n%s", err, out)
 		}
 		api2 := freeAddr(t)
-		p2 = bkLaunchAgent(t, bkRestoredConfig(t, dir, target, api2, raftAddr), api2)
+		p2 = launchAgent(t, bkRestoredConfig(t, dir, target, api2, raftAddr), api2)
 		var first api.StateHash
 		p2.eventually("the restored node's API", func() bool {
-			code, err := bkGetJSON(p2.base+"/v1/state/hash", &first)
+			code, err := getJSON(p2.base+"/v1/state/hash", &first)
 			return err == nil && code == 200
 		})
 		if first.AppliedIndex == before.AppliedIndex {
@@ -245,7 +212,7 @@ func TestBackupRestoreKeepsOrdersAlarmsAndStateHash(t *testing.T) {
 		t.Fatalf("after a new entry: %+v, backup %+v", after, before)
 	}
 	var members struct{ Members []api.Member }
-	if code, err := bkGetJSON(p2.base+"/v1/cluster/members", &members); err == nil && code == 200 {
+	if code, err := getJSON(p2.base+"/v1/cluster/members", &members); err == nil && code == 200 {
 		if len(members.Members) != 1 || members.Members[0].ID != "e2e-1" || !members.Members[0].Voter || members.Members[0].Addr != raftAddr {
 			t.Fatalf("members of the restored cluster: %+v", members.Members)
 		}

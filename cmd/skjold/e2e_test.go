@@ -104,6 +104,14 @@ func (s *syncBuffer) String() string {
 
 func startAgent(t testing.TB, configPath, api string) *agentProc {
 	t.Helper()
+	p := launchAgent(t, configPath, api)
+	p.waitHealthy()
+	return p
+}
+
+// launchAgent starts `skjold agent` without waiting for a leader.
+func launchAgent(t testing.TB, configPath, api string) *agentProc {
+	t.Helper()
 	p := &agentProc{t: t, base: "http://" + api, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(filepath.Join(binDir, "skjold"), "agent", "--config", configPath)
 	p.cmd.Stderr = p.stderr
@@ -121,7 +129,6 @@ func startAgent(t testing.TB, configPath, api string) *agentProc {
 			t.Logf("agent stderr:\n%s", p.stderr.String())
 		}
 	})
-	p.waitHealthy()
 	return p
 }
 

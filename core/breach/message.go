@@ -131,26 +131,19 @@ func msgInclusion(b []byte, m message) []byte {
 	return append(b, " where they must stay"...)
 }
 
-func msgDynamicBreach(b []byte, m message) []byte {
-	b = append(b, "offender "...)
-	b = append(b, m.dev...)
-	b = append(b, " is "...)
-	b = appendMetres(b, m.a)
-	b = append(b, " from protected person "...)
-	b = append(b, m.what...)
-	b = append(b, " (limit "...)
-	b = appendMetres(b, m.b)
-	return append(b, ')')
-}
+func msgDynamicBreach(b []byte, m message) []byte { return appendDynamic(b, m, " (limit ") }
 
-func msgDynamicWarning(b []byte, m message) []byte {
+func msgDynamicWarning(b []byte, m message) []byte { return appendDynamic(b, m, " (warning at ") }
+
+// appendDynamic: offender dev is a metres from protected person what (<threshold> b metres).
+func appendDynamic(b []byte, m message, threshold string) []byte {
 	b = append(b, "offender "...)
 	b = append(b, m.dev...)
 	b = append(b, " is "...)
 	b = appendMetres(b, m.a)
 	b = append(b, " from protected person "...)
 	b = append(b, m.what...)
-	b = append(b, " (warning at "...)
+	b = append(b, threshold...)
 	b = appendMetres(b, m.b)
 	return append(b, ')')
 }

@@ -21,7 +21,7 @@ import (
 // whatever the batching; a node that restored a snapshot or a backup taken at that index too.
 //
 // The hash is the SHA-256 of the records in key order, each as uvarint(len(key)) key uvarint(len(value))
-// value: the same encoding Hash uses, so both agree.
+// value. Hash is the same without the index.
 
 // StateHash returns the applied index and the state hash, both taken from one consistent view of the
 // store: the hash is exactly that of the state at the index. Applies are held up only while the view is

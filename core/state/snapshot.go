@@ -169,18 +169,8 @@ func (t *hashReader) ReadByte() (byte, error) {
 
 // Hash is the SHA-256 of every record, in key order: equal on two nodes exactly when their states are.
 func (m *Machine) Hash() (string, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	h := sha256.New()
-	var lb [binary.MaxVarintLen64]byte
-	err := scan(m.db, "", func(k, v []byte) error {
-		h.Write(lb[:binary.PutUvarint(lb[:], uint64(len(k)))])
-		h.Write(k)
-		h.Write(lb[:binary.PutUvarint(lb[:], uint64(len(v)))])
-		h.Write(v)
-		return nil
-	})
-	return hex.EncodeToString(h.Sum(nil)), err
+	_, h, err := m.StateHash()
+	return h, err
 }
 
 // Dump returns every record as key → value, for tests and diagnostics.

@@ -64,8 +64,13 @@ func (c *compiledOrder) dynSubject(dev string) string {
 }
 
 type compiledZone struct {
-	zone  *order.Zone
-	shape geo.Shape
+	// Copies of what a fix reads of the zone, so that it reads one line of the compiled order and not the
+	// order's zone as well.
+	id       string
+	kind     order.ZoneKind
+	warningM float64
+	sched    *order.Schedule
+	shape    geo.Shape
 	// discs contain the zone (one per member of a MultiPolygon): a fix that is farther than m from every
 	// disc is farther than m from the zone, and outside it.
 	discs []disc

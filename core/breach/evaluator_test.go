@@ -2,6 +2,8 @@ package breach
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"slices"
 	"testing"
 	"time"
@@ -438,5 +440,59 @@ func TestFixesLeaveTheWindow(t *testing.T) {
 	}
 	if n := len(e.Track(offender)); n != 1 {
 		t.Fatalf("track has %d fixes", n)
+	}
+}
+
+// TestLargeBatchAsSmallOnes: a batch larger than a read-ahead group (readAheadGroup) gives the same
+// effects and state as the same reports applied in small batches, unknown devices included.
+func TestLargeBatchAsSmallOnes(t *testing.T) {
+	build := func() *Evaluator {
+		e := New(DefaultConfig())
+		for i := 0; i < 3; i++ {
+			o := testOrder(square())
+			o.ID, o.Offender.Device, o.Protected[0].Device = fmt.Sprintf("ord-%d", i), fmt.Sprintf("tag-%d", i), fmt.Sprintf("unit-%d", i)
+			if _, err := e.PutOrder(PutOrder{At: t0, By: "test", Order: o}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.Finish()
+		return e
+	}
+	// Each offender walks north into the square (lat 59.910–59.911) and out again; the units stand
+	// still; a stranger reports too.
+	var obs []device.Observation
+	for k := 0; k < 700; k++ {
+		at := t0.Add(time.Duration(k) * time.Second)
+		switch k % 4 {
+		case 3:
+			obs = append(obs, fix(fmt.Sprintf("unit-%d", k%3), at, 59.905, 10.751, 10), fix("stranger", at, 59.9, 10.7, 10))
+		default:
+			lat := 59.9085 + 0.0045*float64(k)/700
+			obs = append(obs, fix(fmt.Sprintf("tag-%d", k%3), at, lat, 10.751, 10))
+		}
+	}
+	at := obs[len(obs)-1].Time
+	whole, parts := build(), build()
+	whole.Begin()
+	a1, d1 := whole.Observe(Observations{At: at, By: "test", Obs: obs})
+	fxWhole := dumpEffects(whole.Finish())
+	parts.Begin()
+	var a2, d2 int
+	for i := 0; i < len(obs); i += 50 {
+		a, d := parts.Observe(Observations{At: at, By: "test", Obs: obs[i:min(i+50, len(obs))]})
+		a2, d2 = a2+a, d2+d
+	}
+	fxParts := dumpEffects(parts.Finish())
+	if len(obs) <= readAheadGroup || a1 != a2 || d1 != d2 || d1 == 0 {
+		t.Fatalf("%d reports: whole accepted %d dropped %d, parts %d and %d", len(obs), a1, d1, a2, d2)
+	}
+	if fxWhole != fxParts {
+		t.Fatalf("effects differ\nwhole %s\nparts %s", fxWhole, fxParts)
+	}
+	if a, b := dumpState(whole), dumpState(parts); a != b {
+		t.Fatalf("state differs\nwhole %s\nparts %s", a, b)
+	}
+	if !strings.Contains(fxWhole, `"kind":"breach"`) {
+		t.Fatal("no breach raised: the walk does not test what it should")
 	}
 }

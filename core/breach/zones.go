@@ -66,7 +66,7 @@ type disc struct {
 
 // compileZone prepares a zone's discs.
 func (c *compiledOrder) compileZone(z *order.Zone, shape geo.Shape) compiledZone {
-	cz := compiledZone{zone: z, shape: shape}
+	cz := compiledZone{id: z.ID, kind: z.Kind, warningM: z.WarningM, sched: z.Schedule, shape: shape}
 	parts := []geo.Shape{shape}
 	if mp, ok := shape.(geo.MultiPolygon); ok {
 		parts = parts[:0]
@@ -135,7 +135,7 @@ func (c *compiledOrder) buildIndex() {
 	c.discs = c.discBuf[:0]
 	for i := range c.zones {
 		z := &c.zones[i]
-		c.zoneIdx[z.zone.ID] = int32(i)
+		c.zoneIdx[z.id] = int32(i)
 		if z.always {
 			c.always = append(c.always, int32(i))
 			continue
@@ -250,14 +250,18 @@ func (e *Evaluator) reach(c *compiledOrder, f geo.LatLon, ref *device.Fix, span 
 // alarm of the device whose condition holds (one that does not is left as it is by a fix that cannot
 // make it hold). With the fast path off, or f outside the order's region, that is every zone. The
 // result is valid until the next call.
-func (e *Evaluator) candidates(c *compiledOrder, ds *devState, f geo.LatLon, m float64) []int32 {
+//
+// limit is m with room for rounding, in projected metres: an exclusion zone without an active alarm that
+// is not nearer than limit to the fix changes nothing either. It is +Inf when that does not hold (the
+// fast paths off, or f outside the region where the bounds behind m apply).
+func (e *Evaluator) candidates(c *compiledOrder, ds *devState, f geo.LatLon, m float64) (cands []int32, limit float64) {
 	out := e.cands[:0]
 	if e.slow || !c.region.contains(f) || !(m >= 0) {
 		for i := range c.zones {
 			out = append(out, int32(i))
 		}
 		e.cands = out
-		return out
+		return out, math.Inf(1)
 	}
 	m = m*(1+1e-9) + boundSlack
 	near := func(i int32) bool {
@@ -301,5 +305,5 @@ func (e *Evaluator) candidates(c *compiledOrder, ds *devState, f geo.LatLon, m f
 	}
 	out = slices.Compact(out)
 	e.cands = out
-	return out
+	return out, m
 }

@@ -317,3 +317,36 @@ func TestEdgeIndexDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestSignedDistanceWithinProperty: below the limit SignedDistanceWithin is
+// SignedDistance bit for bit; at or beyond it, it only says so, never less
+// than the limit. For polygons with and without an edge index, MultiPolygons
+// and circles.
+func TestSignedDistanceWithinProperty(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var mp, literal MultiPolygon
+		var flat []Ring
+		for k := rapid.IntRange(1, 3).Draw(t, "parts"); k > 0; k-- {
+			rings := validRings(t)
+			flat = append(flat, rings...)
+			mp = append(mp, newPolygon(rings, 0))
+			literal = append(literal, Polygon{Rings: rings})
+		}
+		c := Circle{Center: flat[0][0], Radius: rapid.Float64Range(0, 500).Draw(t, "radius")}
+		shapes := []Shape{mp[0], literal[0], mp, literal, c}
+		for i := 0; i < 10; i++ {
+			p := queryPoint(t, flat)
+			limit := rapid.Float64Range(1e-3, 2000).Draw(t, "limit")
+			for _, s := range shapes {
+				exact := s.SignedDistance(p)
+				got := s.SignedDistanceWithin(p, limit)
+				if exact < limit && !sameFloat(got, exact) {
+					t.Fatalf("%T: SignedDistanceWithin(%v, %v) = %v, SignedDistance %v", s, p, limit, got, exact)
+				}
+				if exact >= limit && got < limit {
+					t.Fatalf("%T: SignedDistanceWithin(%v, %v) = %v below the limit, SignedDistance %v", s, p, limit, got, exact)
+				}
+			}
+		}
+	})
+}

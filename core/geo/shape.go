@@ -8,6 +8,11 @@ type Shape interface {
 	// p to the nearest boundary when p is inside, the distance to the
 	// nearest boundary when p is outside, and 0 on the boundary.
 	SignedDistance(p XY) float64
+	// SignedDistanceWithin is SignedDistance where that is below limit;
+	// otherwise it returns a value >= limit, having skipped the edges that
+	// cannot come nearer (a caller that only acts on nearer points need not
+	// pay for the exact distance of farther ones). limit must be > 0.
+	SignedDistanceWithin(p XY, limit float64) float64
 	// Bounds returns the smallest axis-aligned rectangle containing the
 	// shape (EmptyRect for an empty shape).
 	Bounds() Rect
@@ -129,7 +134,12 @@ func (pg Polygon) Bounds() Rect {
 // rule over all rings, so a point in a hole is outside; the distance is the
 // minimum over the edges of all rings. An empty polygon is +Inf away.
 func (pg Polygon) SignedDistance(p XY) float64 {
-	d, inside := pg.distance(p, math.Inf(1))
+	return pg.SignedDistanceWithin(p, math.Inf(1))
+}
+
+// SignedDistanceWithin implements Shape.
+func (pg Polygon) SignedDistanceWithin(p XY, limit float64) float64 {
+	d, inside := pg.distance(p, limit)
 	if d == 0 {
 		return 0
 	}
@@ -260,8 +270,13 @@ func (mp MultiPolygon) Bounds() Rect {
 // nearest one. (Where polygons overlap, the depth is that of a single
 // polygon, which can underestimate the depth in the union.)
 func (mp MultiPolygon) SignedDistance(p XY) float64 {
-	best := math.Inf(1) // nearest boundary while outside
-	depth := 0.0        // deepest inside distance found
+	return mp.SignedDistanceWithin(p, math.Inf(1))
+}
+
+// SignedDistanceWithin implements Shape.
+func (mp MultiPolygon) SignedDistanceWithin(p XY, limit float64) float64 {
+	best := limit // nearest boundary while outside, or the limit
+	depth := 0.0  // deepest inside distance found
 	inside := false
 	// Polygons whose box contains p first: they can contain p and usually
 	// give a tight bound for the rest.
@@ -315,3 +330,7 @@ func (c Circle) Bounds() Rect {
 func (c Circle) SignedDistance(p XY) float64 {
 	return math.Hypot(p.X-c.Center.X, p.Y-c.Center.Y) - c.Radius
 }
+
+// SignedDistanceWithin implements Shape: a circle's distance is as cheap
+// as any bound of it.
+func (c Circle) SignedDistanceWithin(p XY, _ float64) float64 { return c.SignedDistance(p) }

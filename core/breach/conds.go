@@ -25,10 +25,26 @@ type openCond struct {
 //
 // Only active alarms (Active: the condition holds) matter to a fix whose conditions are all inactive: an
 // inactive signal leaves an inactive open alarm as it is. active counts them.
+//
+// An offender who passes zone after zone of an order with many, each alarm open until an operator
+// resolves it, can gather more: above condIndexMin open alarms the set keeps maps beside the slice, so
+// that a lookup does not grow with them.
 type condSet struct {
 	open   []openCond
 	active int
+
+	at       map[condSub]int // position in open of each (kind, subject); nil while the set is small
+	activeOf map[string]int  // active alarms per subject; nil while the set is small
 }
+
+// condSub is what an open alarm is about within its owner's set.
+type condSub struct {
+	kind    alarm.Kind
+	subject string
+}
+
+// condIndexMin is the largest set that is scanned rather than indexed.
+const condIndexMin = 16
 
 // anyActive reports whether the owner has an open alarm whose condition holds.
 func (s *condSet) anyActive() bool { return s.active > 0 }
@@ -38,6 +54,9 @@ func (s *condSet) activeAbout(subject string) bool {
 	if s.active == 0 {
 		return false
 	}
+	if s.activeOf != nil {
+		return s.activeOf[subject] > 0
+	}
 	for i := range s.open {
 		if c := &s.open[i]; c.subject == subject && c.a.Active {
 			return true
@@ -46,15 +65,31 @@ func (s *condSet) activeAbout(subject string) bool {
 	return false
 }
 
-// setActive sets an indexed alarm's Active, keeping the count.
-func (s *condSet) setActive(a *alarm.Alarm, active bool) {
+// setActive sets the Active of an indexed alarm about subject, keeping the counts.
+func (s *condSet) setActive(subject string, a *alarm.Alarm, active bool) {
 	if a.Active != active {
-		s.active += b2i(active) - b2i(a.Active)
+		s.count(subject, b2i(active)-b2i(a.Active))
 		a.Active = active
 	}
 }
 
+// count adds n to the active alarms about subject.
+func (s *condSet) count(subject string, n int) {
+	s.active += n
+	if s.activeOf != nil && n != 0 {
+		if s.activeOf[subject] += n; s.activeOf[subject] == 0 {
+			delete(s.activeOf, subject)
+		}
+	}
+}
+
 func (s *condSet) find(kind alarm.Kind, subject string) *alarm.Alarm {
+	if s.at != nil {
+		if i, ok := s.at[condSub{kind, subject}]; ok {
+			return s.open[i].a
+		}
+		return nil
+	}
 	for i := range s.open {
 		if c := &s.open[i]; c.kind == kind && c.subject == subject {
 			return c.a
@@ -65,15 +100,29 @@ func (s *condSet) find(kind alarm.Kind, subject string) *alarm.Alarm {
 
 // put indexes a as the open alarm of (kind, subject), replacing any other.
 func (s *condSet) put(kind alarm.Kind, subject string, a *alarm.Alarm) {
-	s.active += b2i(a.Active)
-	for i := range s.open {
-		if c := &s.open[i]; c.kind == kind && c.subject == subject {
-			s.active -= b2i(c.a.Active)
-			c.a = a
-			return
+	s.count(subject, b2i(a.Active))
+	i, found := -1, false
+	if s.at != nil {
+		i, found = s.at[condSub{kind, subject}]
+	} else {
+		for j := range s.open {
+			if c := &s.open[j]; c.kind == kind && c.subject == subject {
+				i, found = j, true
+				break
+			}
 		}
 	}
+	if found {
+		s.count(subject, -b2i(s.open[i].a.Active))
+		s.open[i].a = a
+		return
+	}
 	s.open = append(s.open, openCond{kind: kind, subject: subject, a: a})
+	if s.at != nil {
+		s.at[condSub{kind, subject}] = len(s.open) - 1
+	} else if len(s.open) > condIndexMin {
+		s.reindex()
+	}
 }
 
 // remove drops every entry for the alarm with this id and reports whether there was one.
@@ -84,13 +133,31 @@ func (s *condSet) remove(id string) bool {
 			s.open[n] = c
 			n++
 		} else {
-			s.active -= b2i(c.a.Active)
+			s.count(c.subject, -b2i(c.a.Active))
 		}
 	}
 	clear(s.open[n:])
 	found := n < len(s.open)
 	s.open = s.open[:n]
+	if found && s.at != nil {
+		s.reindex() // positions moved (resolving is rare next to fixes)
+	}
 	return found
+}
+
+// reindex rebuilds the maps from the slice, or drops them when the set is small again.
+func (s *condSet) reindex() {
+	s.at, s.activeOf = nil, nil
+	if len(s.open) <= condIndexMin {
+		return
+	}
+	s.at, s.activeOf = make(map[condSub]int, len(s.open)), map[string]int{}
+	for i, c := range s.open {
+		s.at[condSub{c.kind, c.subject}] = i
+		if c.a.Active {
+			s.activeOf[c.subject]++
+		}
+	}
 }
 
 // conds returns the set of an owner, creating it. Sets are never dropped, so a pointer kept by a device

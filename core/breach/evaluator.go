@@ -345,7 +345,7 @@ type Evaluator struct {
 	orders       map[string]*compiledOrder
 	orderIDs     []string          // sorted
 	devices      devTable          // bound devices by id
-	deviceIDs    []string          // sorted, bound devices
+	bound        []*devState       // bound devices, sorted by id: ticks visit them without a look-up
 	loose        map[string]*track // fixes loaded for devices not bound (yet)
 	alarms       map[string]*alarm.Alarm
 	open         map[condOwner]*condSet // open alarms by owner; see conds.go
@@ -541,7 +541,9 @@ func (e *Evaluator) unbind(d string) {
 		return
 	}
 	e.devices.remove(d)
-	e.deviceIDs = removeSorted(e.deviceIDs, d)
+	if i, found := e.boundAt(d); found {
+		e.bound = slices.Delete(e.bound, i, i+1)
+	}
 	fx := e.effects()
 	for i := 0; i < ds.track.len(); i++ {
 		fx.FixesDeleted = append(fx.FixesDeleted, StoredFix{d, *ds.track.at(i)})
@@ -564,7 +566,11 @@ func (e *Evaluator) bind(st device.State) *devState {
 		delete(e.loose, st.Device)
 	}
 	e.devices.put(ds)
-	e.deviceIDs = insertSorted(e.deviceIDs, st.Device)
+	if i, found := e.boundAt(st.Device); found {
+		e.bound[i] = ds
+	} else {
+		e.bound = slices.Insert(e.bound, i, ds)
+	}
 	return ds
 }
 
@@ -1109,8 +1115,8 @@ func (e *Evaluator) Tick(in Tick) {
 	e.escalate(now)
 	cutoff := now.Add(-e.cfg.FixWindow)
 	fx := e.effects()
-	for _, d := range e.deviceIDs {
-		ds := e.devices.get(d)
+	for _, ds := range e.bound {
+		d := ds.st.Device
 		c := ds.compiled()
 		if c.inForce(now) {
 			e.silence(c, ds, now)
@@ -1333,7 +1339,7 @@ func (e *Evaluator) condition(set *condSet, k condKey, s *signal) {
 	}
 	switch {
 	case s.active && !a.Active:
-		set.setActive(a, true)
+		set.setActive(k.subject, a, true)
 		a.ExitStreak, a.Message = 0, s.msg.String()
 		// A return is judged afresh: one fix is not certain unless it is deep or confirmed.
 		a.Certainty = ""
@@ -1360,7 +1366,7 @@ func (e *Evaluator) condition(set *condSet, k condKey, s *signal) {
 			a.ExitStreak++
 		}
 		if !s.hyst || a.ExitStreak >= e.cfg.ExitFixes {
-			set.setActive(a, false)
+			set.setActive(k.subject, a, false)
 			a.ExitStreak = 0
 			e.setPosition(a, s.fix, s.distance())
 			note := s.msg.String()
@@ -1631,9 +1637,9 @@ func cloneState(st *device.State) device.State {
 
 // Devices returns every bound device, sorted by id.
 func (e *Evaluator) Devices() []device.State {
-	out := make([]device.State, 0, len(e.deviceIDs))
-	for _, id := range e.deviceIDs {
-		out = append(out, cloneState(&e.devices.get(id).st))
+	out := make([]device.State, 0, len(e.bound))
+	for _, ds := range e.bound {
+		out = append(out, cloneState(&ds.st))
 	}
 	return out
 }
@@ -1808,6 +1814,11 @@ func (e *Evaluator) policeEscalation() int {
 		esc = max(esc, l)
 	}
 	return esc
+}
+
+// boundAt returns where the device id is or would be in e.bound.
+func (e *Evaluator) boundAt(id string) (int, bool) {
+	return slices.BinarySearchFunc(e.bound, id, func(ds *devState, id string) int { return strings.Compare(ds.st.Device, id) })
 }
 
 func insertSorted(s []string, v string) []string {

@@ -293,8 +293,16 @@ func (e *Evaluator) candidates(c *compiledOrder, ds *devState, f geo.LatLon, m f
 		}
 	}
 	out = append(out, c.always...)
-	if ds.conds.anyActive() {
-		for _, oc := range ds.conds.open {
+	if set := ds.conds; set.activeOf != nil {
+		// Many open alarms: only the subjects of the active ones. The map's order does not matter,
+		// the zones are sorted below.
+		for subject := range set.activeOf {
+			if i, ok := c.zoneIdx[subject]; ok {
+				out = append(out, i)
+			}
+		}
+	} else if set.anyActive() {
+		for _, oc := range set.open {
 			if i, ok := c.zoneIdx[oc.subject]; ok && oc.a.Active {
 				out = append(out, i)
 			}

@@ -32,12 +32,12 @@ test:
 test-short:
 	$(GO) test -count=1 -short ./...
 
-# The national benchmarks build 50,000 orders first; they run with a fixed count to bound the time.
+# The national benchmarks build 50,000 orders once per process; they run with a fixed count to bound the time.
 # The cluster benchmarks start three nodes and make one fixed-length run each.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -skip 'National|Cluster' ./...
 	$(GO) test -run '^$$' -bench 'Cluster' -benchtime 1x -timeout 30m ./cmd/skjold
-	$(GO) test -run '^$$' -bench 'EvaluateNational' -benchtime 200000x -benchmem ./core/breach
+	$(GO) test -run '^$$' -bench 'EvaluateNational' -benchtime 300000x -count 3 -benchmem ./core/breach
 	$(GO) test -run '^$$' -bench 'TickNational' -benchtime 20x -benchmem ./core/breach
 
 # The long chaos run: a dozen leader kills, partitions and rolling restarts during a breach storm.

@@ -371,22 +371,16 @@ func (n *Node) joinLoop(addrs []string) {
 	}
 }
 
-func (n *Node) isVoter() bool {
-	servers, err := n.configuration()
-	if err != nil {
-		return false
-	}
-	return slices.ContainsFunc(servers, func(s raft.Server) bool {
-		return string(s.ID) == n.cfg.NodeID && s.Suffrage == raft.Voter
-	})
-}
+func (n *Node) isVoter() bool    { return n.hasSuffrage(raft.Voter) }
+func (n *Node) isNonvoter() bool { return n.hasSuffrage(raft.Nonvoter) }
 
-func (n *Node) isNonvoter() bool {
+// hasSuffrage reports whether this node is in the configuration with suffrage s.
+func (n *Node) hasSuffrage(s raft.ServerSuffrage) bool {
 	servers, err := n.configuration()
 	if err != nil {
 		return false
 	}
-	return slices.ContainsFunc(servers, func(s raft.Server) bool {
-		return string(s.ID) == n.cfg.NodeID && s.Suffrage == raft.Nonvoter
+	return slices.ContainsFunc(servers, func(srv raft.Server) bool {
+		return string(srv.ID) == n.cfg.NodeID && srv.Suffrage == s
 	})
 }

@@ -120,14 +120,14 @@ func nationalOrders(b *testing.B, n int) (*Evaluator, []string, [][2]float64) {
 	}
 	for i := 0; i < n; i++ {
 		lat, lon := 58.2+rng.Float64()*12.5, 5.5+rng.Float64()*24
-		work, _ := json.Marshal([]float64{lon + 0.03, lat + 0.01})
+		work, _ := json.Marshal([]float64{lon + nationalWork.dLon, lat + nationalWork.dLat})
 		o := order.Order{
 			ID: fmt.Sprintf("ord-%06d", i), Reference: "R", Basis: order.Court, ValidFrom: t0.Add(-time.Hour),
 			Offender: order.Party{Device: fmt.Sprintf("tag-%06d", i)},
 			Zones: []order.Zone{
 				{ID: "home", Kind: order.Exclusion, WarningM: 200, Geometry: order.Geometry{Type: "Polygon", Coordinates: ring(lat, lon, 150)}},
-				{ID: "work", Kind: order.Exclusion, WarningM: 200, RadiusM: 300, Geometry: order.Geometry{Type: "Point", Coordinates: work}},
-				{ID: "town", Kind: order.Exclusion, Geometry: order.Geometry{Type: "Polygon", Coordinates: ring(lat-0.05, lon-0.05, 2500)}},
+				{ID: "work", Kind: order.Exclusion, WarningM: 200, RadiusM: nationalWork.r, Geometry: order.Geometry{Type: "Point", Coordinates: work}},
+				{ID: "town", Kind: order.Exclusion, Geometry: order.Geometry{Type: "Polygon", Coordinates: ring(lat+nationalTown.dLat, lon+nationalTown.dLon, nationalTown.r)}},
 			},
 		}
 		e.Begin()
@@ -253,13 +253,21 @@ func asDecoded(obs []device.Observation) {
 	}
 }
 
+// nationalWork and nationalTown place a national order's work circle and town area: offsets in degrees
+// from the home at the order's centre, and the largest radius in metres.
+var (
+	nationalWork = struct{ dLat, dLon, r float64 }{0.01, 0.03, 300}
+	nationalTown = struct{ dLat, dLon, r float64 }{-0.05, -0.05, 2500}
+)
+
 // farFromZones reports whether (lat, lon) is at least 1 km from the town and work zones of the national
 // order centred at c (the home polygon is at the centre; fixes are drawn 1 km or more from it).
 func farFromZones(c [2]float64, lat, lon float64) bool {
 	metres := func(lat0, lon0 float64) float64 {
 		return math.Hypot((lat-lat0)*111320, (lon-lon0)*111320*math.Cos(lat0*math.Pi/180))
 	}
-	return metres(c[0]-0.05, c[1]-0.05) >= 2500+1000 && metres(c[0]+0.01, c[1]+0.03) >= 300+1000
+	return metres(c[0]+nationalTown.dLat, c[1]+nationalTown.dLon) >= nationalTown.r+1000 &&
+		metres(c[0]+nationalWork.dLat, c[1]+nationalWork.dLon) >= nationalWork.r+1000
 }
 
 // measure runs the timed part and reports observations per second and the exact allocations per

@@ -84,35 +84,30 @@ func (s *condSet) count(subject string, n int) {
 }
 
 func (s *condSet) find(kind alarm.Kind, subject string) *alarm.Alarm {
+	if i, ok := s.pos(kind, subject); ok {
+		return s.open[i].a
+	}
+	return nil
+}
+
+// pos returns where the open alarm of (kind, subject) is in open.
+func (s *condSet) pos(kind alarm.Kind, subject string) (int, bool) {
 	if s.at != nil {
-		if i, ok := s.at[condSub{kind, subject}]; ok {
-			return s.open[i].a
-		}
-		return nil
+		i, ok := s.at[condSub{kind, subject}]
+		return i, ok
 	}
 	for i := range s.open {
 		if c := &s.open[i]; c.kind == kind && c.subject == subject {
-			return c.a
+			return i, true
 		}
 	}
-	return nil
+	return 0, false
 }
 
 // put indexes a as the open alarm of (kind, subject), replacing any other.
 func (s *condSet) put(kind alarm.Kind, subject string, a *alarm.Alarm) {
 	s.count(subject, b2i(a.Active))
-	i, found := -1, false
-	if s.at != nil {
-		i, found = s.at[condSub{kind, subject}]
-	} else {
-		for j := range s.open {
-			if c := &s.open[j]; c.kind == kind && c.subject == subject {
-				i, found = j, true
-				break
-			}
-		}
-	}
-	if found {
+	if i, found := s.pos(kind, subject); found {
 		s.count(subject, -b2i(s.open[i].a.Active))
 		s.open[i].a = a
 		return

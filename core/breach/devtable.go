@@ -70,14 +70,23 @@ func (t *devTable) find(k [2]uint64, h uint64, id string) *devState {
 	if t.n == 0 {
 		return nil
 	}
+	if i, found := t.probe(k, h, id); found {
+		return t.slots[i].ds
+	}
+	return nil
+}
+
+// probe returns the slot of the id (found) or the empty slot where its search ended. The table must
+// have slots.
+func (t *devTable) probe(k [2]uint64, h uint64, id string) (i uint64, found bool) {
 	mask := uint64(len(t.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
+	for i = h & mask; ; i = (i + 1) & mask {
 		s := &t.slots[i]
 		if s.ds == nil {
-			return nil
+			return i, false
 		}
 		if s.h == h && s.ds.is(k, id) {
-			return s.ds
+			return i, true
 		}
 	}
 }
@@ -87,21 +96,12 @@ func (t *devTable) put(ds *devState) {
 	if 2*(t.n+1) > len(t.slots) {
 		t.grow()
 	}
-	id := ds.st.Device
-	h := devHash(ds.key, id)
-	mask := uint64(len(t.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
-		s := &t.slots[i]
-		if s.ds == nil {
-			*s = devSlot{h, ds}
-			t.n++
-			return
-		}
-		if s.h == h && s.ds.is(ds.key, id) {
-			s.ds = ds
-			return
-		}
+	h := devHash(ds.key, ds.st.Device)
+	i, found := t.probe(ds.key, h, ds.st.Device)
+	if !found {
+		t.n++
 	}
+	t.slots[i] = devSlot{h, ds}
 }
 
 // remove drops the device bound as id, if any.
@@ -110,20 +110,13 @@ func (t *devTable) remove(id string) {
 		return
 	}
 	k := sortKey(id)
-	h := devHash(k, id)
-	mask := uint64(len(t.slots) - 1)
-	i := h & mask
-	for ; ; i = (i + 1) & mask {
-		s := &t.slots[i]
-		if s.ds == nil {
-			return
-		}
-		if s.h == h && s.ds.is(k, id) {
-			break
-		}
+	i, found := t.probe(k, devHash(k, id), id)
+	if !found {
+		return
 	}
 	// Backward shift: move a later entry of the run into the hole when its home slot is not in the
 	// part of the run between the hole and it (wrapping around), so every entry stays reachable from home.
+	mask := uint64(len(t.slots) - 1)
 	for j := (i + 1) & mask; t.slots[j].ds != nil; j = (j + 1) & mask {
 		home := t.slots[j].h & mask
 		if (j-home)&mask >= (j-i)&mask {
